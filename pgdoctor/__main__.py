@@ -1,0 +1,3 @@
+from pgdoctor.cli import main
+
+main()

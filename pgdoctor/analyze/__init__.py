@@ -1,0 +1,1 @@
+"""Pure functions from collected rows to results and findings; no I/O."""

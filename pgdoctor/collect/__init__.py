@@ -1,0 +1,12 @@
+"""The only code that talks to a server: runs SQL from queries/ and returns typed rows.
+
+DATASETS names every dataset a snapshot holds and where its collector lives (module:function,
+imported lazily so commands only pay for what they read). A collector takes a `pgdoctor.db.Database`
+and returns a frozen dataclass; a snapshot stores it as JSON and gives the same dataclass back.
+"""
+
+from __future__ import annotations
+
+DATASETS: dict[str, str] = {
+    "connections": "pgdoctor.collect.connections:collect",
+}

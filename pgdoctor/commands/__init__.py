@@ -1,0 +1,1 @@
+"""One module per command: thin typer functions that wire collect -> analyze -> render."""

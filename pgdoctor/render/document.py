@@ -1,0 +1,260 @@
+"""A small document model every command renders into, and its renderers for each --format.
+
+Commands build a `Document` (tables, trees, text, findings); this module draws it with rich on a
+terminal, with tabulate for plain and markdown, and as CSV for the document's primary table. JSON is
+not drawn from the document: each command has its own documented JSON contract.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import IO, Any
+
+from pgdoctor.analyze.findings import Finding
+
+
+class Format(StrEnum):
+    AUTO = "auto"
+    TABLE = "table"
+    PLAIN = "plain"
+    MARKDOWN = "markdown"
+    CSV = "csv"
+    JSON = "json"
+
+
+@dataclass(frozen=True)
+class Styled:
+    """A cell with a rich style; other formats use only its text."""
+
+    text: str
+    style: str
+
+
+Cell = str | int | float | Styled | None
+
+
+@dataclass
+class Column:
+    header: str
+    align: str = "left"  # or "right"
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[Column]
+    rows: list[list[Cell]]
+    caption: str = ""
+
+
+@dataclass
+class Node:
+    label: Cell
+    children: list[Node] = field(default_factory=list)
+
+
+@dataclass
+class Trees:
+    title: str
+    roots: list[Node]
+
+
+@dataclass
+class Text:
+    lines: list[str]
+    style: str = ""
+
+
+Section = Table | Trees | Text
+
+
+@dataclass
+class Document:
+    title: str
+    sections: list[Section]
+    findings: list[Finding] = field(default_factory=list)
+    primary: int = 0  # index in `sections` of the table CSV output prints
+    show_findings: bool = True
+
+
+SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
+MAX_PIDS_SHOWN = 12
+
+
+def text_of(cell: Cell) -> str:
+    if cell is None:
+        return ""
+    if isinstance(cell, Styled):
+        return cell.text
+    if isinstance(cell, float):
+        return f"{cell:g}"
+    return str(cell)
+
+
+def resolve_format(fmt: Format, stream: IO[str] | None = None) -> Format:
+    """`auto` is rich tables on a terminal and plain text in a pipe."""
+    if fmt is not Format.AUTO:
+        return fmt
+    stream = stream or sys.stdout
+    return Format.TABLE if stream.isatty() else Format.PLAIN
+
+
+def pid_list(pids: tuple[int, ...] | list[int]) -> str:
+    shown = ", ".join(map(str, pids[:MAX_PIDS_SHOWN]))
+    more = len(pids) - MAX_PIDS_SHOWN
+    return shown + (f", … (+{more})" if more > 0 else "")
+
+
+def finding_lines(f: Finding) -> list[str]:
+    lines = [f"{f.severity.value.upper()} {f.code} [{f.subject}]: {f.message}"]
+    if f.advice:
+        lines.append(f"  -> {f.advice}")
+    if f.pids:
+        lines.append(f"  pids: {pid_list(f.pids)}")
+    return lines
+
+
+def emit(doc: Document, fmt: Format, stream: IO[str] | None = None) -> None:
+    """Draw `doc` in `fmt` (never JSON) on `stream` (stdout by default)."""
+    out = stream or sys.stdout
+    fmt = resolve_format(fmt, out)
+    if fmt is Format.TABLE:
+        _rich(doc, out)
+    elif fmt is Format.CSV:
+        _csv(doc, out)
+    elif fmt in (Format.PLAIN, Format.MARKDOWN):
+        out.write(_tabulated(doc, markdown=fmt is Format.MARKDOWN))
+    else:
+        raise ValueError(f"emit() cannot draw {fmt}")
+
+
+def emit_json(payload: Any, stream: IO[str] | None = None) -> None:
+    out = stream or sys.stdout
+    json.dump(payload, out, indent=2, ensure_ascii=False)
+    out.write("\n")
+
+
+def _csv(doc: Document, out: IO[str]) -> None:
+    table = doc.sections[doc.primary]
+    if not isinstance(table, Table):
+        raise ValueError("the primary section of a document must be a table")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([c.header for c in table.columns])
+    for row in table.rows:
+        writer.writerow([text_of(c) for c in row])
+
+
+def _tree_lines(node: Node, depth: int, markdown: bool) -> list[str]:
+    indent = "  " * depth
+    lines = [f"{indent}- {text_of(node.label)}"]
+    for child in node.children:
+        lines.extend(_tree_lines(child, depth + 1, markdown))
+    return lines
+
+
+def _tabulated(doc: Document, *, markdown: bool) -> str:
+    from tabulate import tabulate
+
+    parts: list[str] = []
+    heading = "## " if markdown else ""
+    if doc.title:
+        parts.append(f"# {doc.title}" if markdown else doc.title)
+    for section in doc.sections:
+        if isinstance(section, Table):
+            if section.title:
+                parts.append(f"{heading}{section.title}")
+            if section.rows:
+                parts.append(
+                    tabulate(
+                        [[text_of(c) for c in row] for row in section.rows],
+                        headers=[c.header for c in section.columns],
+                        tablefmt="github" if markdown else "simple",
+                        colalign=[c.align for c in section.columns],
+                        disable_numparse=True,
+                    )
+                )
+            else:
+                parts.append("(none)")
+            if section.caption:
+                parts.append(section.caption)
+        elif isinstance(section, Trees):
+            if section.title:
+                parts.append(f"{heading}{section.title}")
+            lines = [line for root in section.roots for line in _tree_lines(root, 0, markdown)]
+            parts.append("\n".join(lines) if lines else "(none)")
+        else:
+            parts.append("\n".join(section.lines))
+    if doc.show_findings:
+        parts.append(f"{heading}Findings")
+        if doc.findings:
+            if markdown:
+                parts.append("\n".join(f"- {chr(10).join(finding_lines(f))}" for f in doc.findings))
+            else:
+                parts.append("\n".join(line for f in doc.findings for line in finding_lines(f)))
+        else:
+            parts.append("no findings")
+    return "\n\n".join(parts) + "\n"
+
+
+def _rich(doc: Document, out: IO[str]) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table as RichTable
+    from rich.text import Text as RichText
+    from rich.tree import Tree as RichTree
+
+    console = Console(file=out, highlight=False, soft_wrap=False, no_color="NO_COLOR" in os.environ)
+
+    def rich_cell(cell: Cell) -> RichText:
+        if isinstance(cell, Styled):
+            return RichText(cell.text, style=cell.style)
+        return RichText(text_of(cell))
+
+    def add(tree: RichTree, node: Node) -> None:
+        branch = tree.add(rich_cell(node.label))
+        for child in node.children:
+            add(branch, child)
+
+    if doc.title:
+        console.print(RichText(doc.title, style="bold"))
+    for section in doc.sections:
+        if isinstance(section, Table):
+            table = RichTable(
+                title=section.title or None,
+                title_justify="left",
+                title_style="bold",
+                box=box.SIMPLE_HEAD,
+                caption=section.caption or None,
+                caption_justify="left",
+            )
+            for col in section.columns:
+                table.add_column(col.header, justify="right" if col.align == "right" else "left")
+            for row in section.rows:
+                table.add_row(*(rich_cell(c) for c in row))
+            console.print(table)
+        elif isinstance(section, Trees):
+            if section.title:
+                console.print(RichText(section.title, style="bold"))
+            if not section.roots:
+                console.print("(none)")
+            for root in section.roots:
+                tree = RichTree(rich_cell(root.label))
+                for child in root.children:
+                    add(tree, child)
+                console.print(tree)
+        else:
+            console.print(RichText("\n".join(section.lines), style=section.style))
+    if doc.show_findings:
+        console.print(RichText("Findings", style="bold"))
+        if not doc.findings:
+            console.print(RichText("no findings", style="green"))
+        for f in doc.findings:
+            head, *rest = finding_lines(f)
+            console.print(RichText(head, style=SEVERITY_STYLE[f.severity.value]))
+            for line in rest:
+                console.print(RichText(line))

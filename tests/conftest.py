@@ -1,0 +1,54 @@
+"""Session-wide throwaway clusters: every behaviour test runs on PostgreSQL 15 and 18."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.incidents import Sessions
+from tests.pgcluster import VERSIONS, Cluster
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+
+
+@pytest.fixture(scope="session", params=VERSIONS, ids=[f"pg{v}" for v in VERSIONS])
+def pg(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """A running cluster with pg_stat_statements preloaded, one per PostgreSQL version."""
+    cluster = Cluster(request.param).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def sessions(pg: Cluster) -> Iterator[Sessions]:
+    """Client sessions for one test; all ended afterwards so tests do not see each other's."""
+    s = Sessions(pg)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run pgdoctor as a user would: a separate process, from this source tree."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", "COLUMNS": "200"}
+    full_env.pop("DATABASE_URL", None)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "pgdoctor", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        check=False,
+    )

@@ -1,0 +1,132 @@
+"""`pgdoctor connections` against real servers, in situations built for real."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.incidents import Sessions, wait_for_active, wait_for_lock_waits
+from tests.pgcluster import Cluster
+
+pytestmark = pytest.mark.server
+
+
+def connections_json(pg: Cluster, *args: str) -> tuple[int, dict[str, Any]]:
+    result = run_cli("connections", "-d", pg.dsn(), "--format", "json", *args)
+    assert result.returncode in (0, 1), result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def by_pid(doc: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    return {s["pid"]: s for s in doc["sessions"]}
+
+
+def test_every_class_is_recognised(pg: Cluster, sessions: Sessions) -> None:
+    pg.sql("CREATE TABLE IF NOT EXISTS accounts (id int PRIMARY KEY, balance int)")
+    pg.sql("INSERT INTO accounts VALUES (1, 0) ON CONFLICT DO NOTHING")
+    idle = sessions.idle("app_idle", 2)
+    holder = sessions.idle_in_transaction(
+        "app_holder", "UPDATE accounts SET balance = balance + 1 WHERE id = 1"
+    )
+    aborted = sessions.aborted("app_aborted")
+    active = sessions.send("app_active", "SELECT pg_sleep(30)")
+    blocked = sessions.send("app_blocked", "UPDATE accounts SET balance = balance - 1 WHERE id = 1")
+    wait_for_active(pg, [active])
+    wait_for_lock_waits(pg, [blocked])
+
+    _, doc = connections_json(pg)
+    s = by_pid(doc)
+    assert [s[p]["class"] for p in idle] == ["idle", "idle"]
+    assert s[holder]["class"] == "idle_in_transaction"
+    assert s[aborted]["class"] == "idle_in_transaction_aborted"
+    assert s[active]["class"] == "active"
+    assert s[blocked]["class"] == "blocked"  # waiting on a lock wins over state=active
+    assert s[blocked]["blocked_by"] == [holder]
+    groups = {g["key"]: g for g in doc["groups"]}
+    assert groups["app_idle"]["idle"] == 2
+    assert groups["app_idle"]["total"] == 2
+    assert groups["app_blocked"]["blocked"] == 1
+    assert groups["app_aborted"]["idle_in_transaction_aborted"] == 1
+    # pgdoctor leaves itself out; background processes are not clients
+    assert all(x["application_name"] != "pgdoctor" for x in doc["sessions"])
+    assert doc["capacity"]["clients"] == len(doc["sessions"]) == 6
+    assert {b["backend_type"] for b in doc["background"]} >= {"checkpointer"}
+    codes = {(f["code"], f["subject"]) for f in doc["findings"]}
+    assert ("blocked", "app_blocked") in codes
+    # the holder blocks someone, so it is reported even though it has been idle for under a minute
+    holder_finding = next(f for f in doc["findings"] if f["code"] == "idle_in_transaction")
+    assert holder_finding["severity"] == "critical"
+    assert holder in holder_finding["pids"]
+
+
+def test_capacity_matches_server_settings(pg: Cluster, sessions: Sessions) -> None:
+    sessions.idle("filler", 3)
+    _, doc = connections_json(pg)
+    cap = doc["capacity"]
+    settings = dict(pg.sql("SELECT name, setting FROM pg_settings WHERE name LIKE '%connections'"))
+    assert cap["max_connections"] == int(settings["max_connections"])
+    assert cap["superuser_reserved_connections"] == int(settings["superuser_reserved_connections"])
+    assert cap["reserved_connections"] == int(settings.get("reserved_connections", 0))
+    assert (
+        cap["usable"]
+        == cap["max_connections"] - cap["superuser_reserved_connections"] - cap["reserved_connections"]
+    )
+    assert cap["clients"] == 3
+    assert cap["usage_pct"] == round(300 / cap["usable"], 1)
+
+
+@pytest.mark.parametrize("by", ["user", "database", "client"])
+def test_group_by(pg: Cluster, sessions: Sessions, by: str) -> None:
+    pg.sql(
+        "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname='reporter') THEN "
+        "CREATE ROLE reporter LOGIN; END IF; END$$"
+    )
+    if not pg.sql("SELECT 1 FROM pg_database WHERE datname = 'analytics'"):
+        pg.sql("CREATE DATABASE analytics")
+    sessions.idle("a", 2, user="reporter", dbname="analytics")
+    sessions.idle("b", 1)
+    _, doc = connections_json(pg, "--by", by)
+    groups = {g["key"]: g["total"] for g in doc["groups"]}
+    expected = {
+        "user": {"reporter": 2, "postgres": 1},
+        "database": {"analytics": 2, "postgres": 1},
+        "client": {"local socket": 3},
+    }[by]
+    assert groups == expected
+    assert doc["group_by"] == by
+
+
+def test_snapshot_gives_the_same_answer(pg: Cluster, sessions: Sessions, tmp_path: Path) -> None:
+    sessions.idle("svc", 3)
+    sessions.idle_in_transaction("worker")
+    snap = tmp_path / "snap.json"
+    saved = run_cli("snapshot", "-d", pg.dsn(), "-o", str(snap))
+    assert saved.returncode == 0, saved.stderr
+    live_code, live = connections_json(pg)
+    offline = run_cli("connections", "--snapshot", str(snap), "--format", "json")
+    assert offline.returncode == live_code
+    doc = json.loads(offline.stdout)
+    assert doc["capacity"] == live["capacity"]
+    assert doc["groups"][0]["key"] == live["groups"][0]["key"]
+    assert [(g["key"], g["total"], g["idle"]) for g in doc["groups"]] == [
+        (g["key"], g["total"], g["idle"]) for g in live["groups"]
+    ]
+    assert {s["pid"]: s["class"] for s in doc["sessions"]} == {s["pid"]: s["class"] for s in live["sessions"]}
+
+
+def test_table_and_plain_output_show_the_picture(pg: Cluster, sessions: Sessions) -> None:
+    sessions.idle("data_loader_worker", 4)
+    sessions.idle_in_transaction("training_manager")
+    for fmt in ("table", "plain", "markdown"):
+        result = run_cli("connections", "-d", pg.dsn(), "--format", fmt, "--sessions")
+        assert result.returncode == 0, result.stderr
+        assert "data_loader_worker" in result.stdout
+        assert "Capacity: 5 of" in result.stdout
+        assert "\x1b[" not in result.stdout  # NO_COLOR and a pipe: no escape codes
+    csv_out = run_cli("connections", "-d", pg.dsn(), "--format", "csv").stdout.splitlines()
+    assert csv_out[0].startswith("application,total,active,idle")
+    assert any(line.startswith("data_loader_worker,4,0,4") for line in csv_out)
