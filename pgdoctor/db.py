@@ -100,6 +100,11 @@ def connect_error(exc: Exception, conninfo: str) -> PgDoctorError:
     elif "connection refused" in low:
         where = raw.split(" failed:")[0]
         msg = f"cannot connect: {where} refused the connection; is PostgreSQL running and listening there?"
+    elif "timeout expired" in low:
+        msg = (
+            "cannot connect: no answer within connect_timeout; the server is overloaded, unreachable, "
+            "or new sessions are stalled (raise --timeout to wait longer)"
+        )
     elif "failed to resolve host" in low or "could not translate host name" in low:
         msg = f"cannot connect: unknown host ({raw})"
     elif "password authentication failed" in low or "no password supplied" in low:

@@ -89,19 +89,28 @@ def client_of(row: ActivityRow) -> str:
         return row.client_hostname
     if row.client_addr:
         return row.client_addr
-    return "local socket" if row.backend_type == CLIENT_BACKEND else ""
+    return "local socket" if row.backend_type == CLIENT_BACKEND else ""  # hidden rows: no address shown
+
+
+def backend_type_of(row: ActivityRow) -> str:
+    """The backend type; hidden from roles without pg_read_all_stats, then inferred: a backend with both a
+    database and a user is a client (autovacuum workers have no user, launchers no database)."""
+    if row.backend_type:
+        return row.backend_type
+    return CLIENT_BACKEND if row.datname and row.usename else "unknown"
 
 
 def to_session(row: ActivityRow) -> Session:
     visible = row.query != HIDDEN_QUERY
+    backend_type = backend_type_of(row)
     return Session(
         pid=row.pid,
-        backend_type=row.backend_type,
+        backend_type=backend_type,
         application_name=row.application_name,
         usename=row.usename,
         datname=row.datname,
         client=client_of(row),
-        cls=classify(row) if row.backend_type == CLIENT_BACKEND else row.backend_type,
+        cls=classify(row) if backend_type == CLIENT_BACKEND else backend_type,
         state=row.state,
         wait=f"{row.wait_event_type}:{row.wait_event}" if row.wait_event_type else None,
         state_age_s=row.state_age_s,
