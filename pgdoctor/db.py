@@ -34,7 +34,8 @@ class Database:
         self.conn = conn
         self.timeout_s = timeout_s
         self.server_version_num: int = conn.info.server_version
-        self.server_version: str = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+        # reported by the server at startup: no round trip needed
+        self.server_version: str = conn.info.parameter_status("server_version") or str(self.server_version_num)
 
     @property
     def major(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +131,35 @@ def test_table_and_plain_output_show_the_picture(pg: Cluster, sessions: Sessions
     csv_out = run_cli("connections", "-d", pg.dsn(), "--format", "csv").stdout.splitlines()
     assert csv_out[0].startswith("application,total,active,idle")
     assert any(line.startswith("data_loader_worker,4,0,4") for line in csv_out)
+
+
+def test_old_snapshot_holder_is_reported(pg: Cluster, sessions: Sessions) -> None:
+    conn = sessions.open("reporting")
+    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    conn.execute("SELECT count(*) FROM pg_class")  # takes the snapshot that pins backend_xmin
+    pid = conn.info.backend_pid
+    code, doc = connections_json(pg, "--xmin-warn", "0", "--fail-on", "warning")
+    assert code == 1
+    finding = next(f for f in doc["findings"] if f["code"] == "xmin_horizon")
+    assert finding["pids"] == [pid] and finding["subject"] == "reporting"
+    assert by_pid(doc)[pid]["xmin_age"] is not None
+    _, quiet = connections_json(pg)  # default threshold: an hour
+    assert not any(f["code"] == "xmin_horizon" for f in quiet["findings"])
+
+
+def test_leaked_idle_connections_by_age(pg: Cluster, sessions: Sessions) -> None:
+    pids = sessions.idle("leaky_worker", 4)
+    sessions.idle("busy_api", 4)
+    _, fresh = connections_json(
+        pg, "--leak-min-idle", "4", "--leak-idle-age", "1.5", "--leak-share-pct", "100"
+    )
+    assert not any(f["code"] == "idle_connections" for f in fresh["findings"])
+    time.sleep(2)
+    sessions.conns[-1].execute("SELECT 1")  # busy_api keeps one connection in use: not all of it is old
+    _, aged = connections_json(
+        pg, "--leak-min-idle", "4", "--leak-idle-age", "1.5", "--leak-share-pct", "100"
+    )
+    leaks = [f for f in aged["findings"] if f["code"] == "idle_connections"]
+    assert [f["subject"] for f in leaks] == ["leaky_worker"]
+    assert leaks[0]["pids"] == sorted(pids)
+    assert leaks[0]["severity"] == "warning"
