@@ -234,8 +234,15 @@ def _rich(doc: Document, out: IO[str]) -> None:
                 caption=section.caption or None,
                 caption_justify="left",
             )
-            for col in section.columns:
-                table.add_column(col.header, justify="right" if col.align == "right" else "left")
+            for i, col in enumerate(section.columns):
+                # the first column names the row: never truncate it, squeeze the figures instead
+                widest = max((len(text_of(r[i])) for r in section.rows[:RICH_MAX_ROWS]), default=0)
+                table.add_column(
+                    col.header,
+                    justify="right" if col.align == "right" else "left",
+                    no_wrap=i == 0,
+                    min_width=min(widest, 40) if i == 0 else None,
+                )
             for row in section.rows[:RICH_MAX_ROWS]:
                 table.add_row(*(rich_cell(c) for c in row))
             console.print(table)
