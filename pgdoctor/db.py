@@ -35,7 +35,8 @@ class Database:
         self.timeout_s = timeout_s
         self.server_version_num: int = conn.info.server_version
         # reported by the server at startup: no round trip needed
-        self.server_version: str = conn.info.parameter_status("server_version") or str(self.server_version_num)
+        reported = conn.info.parameter_status("server_version")
+        self.server_version: str = reported or str(self.server_version_num)
 
     @property
     def major(self) -> int:
