@@ -87,26 +87,21 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str =
     raise TimeoutError(f"timed out waiting for {what}")
 
 
-def wait_for_lock_waits(cluster: Cluster, pids: Iterable[int], timeout: float = 10.0) -> None:
-    """Block until every pid in `pids` waits on a heavyweight lock."""
+def _wait_for_state(cluster: Cluster, pids: Iterable[int], condition: str, what: str, timeout: float) -> None:
     wanted = sorted(pids)
 
-    def all_waiting() -> bool:
-        rows = cluster.sql(
-            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid = ANY(%s)", [wanted]
-        )
+    def reached() -> bool:
+        rows = cluster.sql(f"SELECT pid FROM pg_stat_activity WHERE {condition} AND pid = ANY(%s)", [wanted])
         return sorted(r[0] for r in rows) == wanted
 
-    wait_until(all_waiting, timeout, f"pids {wanted} to wait on locks")
+    wait_until(reached, timeout, f"pids {wanted} to {what}")
+
+
+def wait_for_lock_waits(cluster: Cluster, pids: Iterable[int], timeout: float = 10.0) -> None:
+    """Block until every pid in `pids` waits on a heavyweight lock."""
+    _wait_for_state(cluster, pids, "wait_event_type = 'Lock'", "wait on locks", timeout)
 
 
 def wait_for_active(cluster: Cluster, pids: Iterable[int], timeout: float = 10.0) -> None:
-    wanted = sorted(pids)
-
-    def all_active() -> bool:
-        rows = cluster.sql(
-            "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND pid = ANY(%s)", [wanted]
-        )
-        return sorted(r[0] for r in rows) == wanted
-
-    wait_until(all_active, timeout, f"pids {wanted} to be active")
+    """Block until every pid in `pids` is running a statement."""
+    _wait_for_state(cluster, pids, "state = 'active'", "be active", timeout)
