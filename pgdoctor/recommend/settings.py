@@ -164,8 +164,8 @@ def io_workers(pg_major: int, cpus: int | None) -> int | None:
 # ---- pgdoctor's guidance where pgtune says nothing ----
 
 IDLE_IN_TRANSACTION_TIMEOUT = {
-    "web": "60s",
-    "oltp": "60s",
+    "web": "1min",
+    "oltp": "1min",
     "mixed": "5min",
     "dw": "30min",
     "desktop": "30min",
