@@ -1,0 +1,310 @@
+"""`pgdoctor recommend`: settings, pools and the memory check; with a server, the live comparison."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from pgdoctor.analyze.findings import Finding, Severity, sort_findings
+from pgdoctor.collect.connections import ConnectionsData
+from pgdoctor.collect.server import ServerInfo
+from pgdoctor.collect.settings import FullSettingRow, SettingsData
+from pgdoctor.recommend import memory, pools, settings
+from pgdoctor.recommend.memory import MemoryCheck
+from pgdoctor.recommend.pools import PoolPlan
+from pgdoctor.recommend.units import (
+    KB,
+    conf_bytes,
+    conf_ms,
+    format_kb,
+    format_ms,
+    setting_bytes,
+    setting_ms,
+)
+
+CLIENT_BACKEND = "client backend"
+
+
+@dataclass(frozen=True)
+class Inputs:
+    ram_bytes: int | None
+    cpus: int | None
+    storage: str = "ssd"
+    workload: str = "web"
+    pg_version: int | None = None  # --pg-version; else the server's, else the newest supported
+    max_connections: int | None = None
+    apps: tuple[pools.AppSpec, ...] = ()
+    pgbouncer: bool | None = None  # None: advise one when the applications do not fit directly
+    databases: int = 1
+
+
+@dataclass(frozen=True)
+class SettingLine:
+    name: str
+    value: str | None
+    reason: str
+    per_role: bool
+    differs_from_pgtune: bool
+    current: str | None = None  # the server's value, written the same way (None offline)
+    context: str | None = None  # pg_settings.context
+    restart: bool | None = None  # applying the value needs a restart (context = postmaster)
+    pending_restart: bool | None = None  # the server has a changed value waiting for a restart
+    changes: bool | None = None  # the recommendation differs from the running value
+
+
+@dataclass(frozen=True)
+class RecommendReport:
+    inputs: Inputs
+    pg_major: int
+    server: ServerInfo | None
+    apps_source: str  # "given" (--app), "observed" (pg_stat_activity) or "none"
+    settings: list[SettingLine]
+    pools: PoolPlan
+    memory: MemoryCheck | None  # None without --ram and without a server
+    current_memory: MemoryCheck | None  # the running settings, with a server
+    findings: list[Finding]
+
+
+def observed_apps(data: ConnectionsData) -> list[pools.AppSpec]:
+    """Client connections per application_name, each taken as a process with one connection."""
+    counts = Counter(
+        row.application_name or "(none)" for row in data.activity if row.backend_type == CLIENT_BACKEND
+    )
+    return [
+        pools.AppSpec(name, n, 1, observed=True)
+        for name, n in sorted(counts.items(), key=lambda x: (-x[1], x[0]))
+    ]
+
+
+def format_current(row: FullSettingRow) -> str:
+    """A pg_settings value written as postgresql.conf takes it ('128MB', '60s', 'on')."""
+    size = setting_bytes(row.setting, row.unit)
+    if size is not None:
+        return format_kb(size // KB) if size % KB == 0 else f"{size}B"
+    ms = setting_ms(row.setting, row.unit)
+    if ms is not None and float(row.setting) >= 0:
+        return format_ms(ms)
+    return row.setting
+
+
+def _same(value: str, row: FullSettingRow) -> bool:
+    """Whether a recommended value equals the running one (sizes within the setting's own unit)."""
+    rec_bytes, cur_bytes = conf_bytes(value), setting_bytes(row.setting, row.unit)
+    if rec_bytes is not None and cur_bytes is not None:
+        step = setting_bytes("1", row.unit) or 1
+        return abs(rec_bytes - cur_bytes) < step
+    rec_ms, cur_ms = conf_ms(value), setting_ms(row.setting, row.unit)
+    if rec_ms is not None and cur_ms is not None:
+        return abs(rec_ms - cur_ms) < 1
+    if row.vartype in ("real", "integer"):
+        try:
+            return float(value) == float(row.setting)
+        except ValueError:
+            return False
+    aliases = {"on": "pglz"} if row.name == "wal_compression" else {}
+    return aliases.get(value.lower(), value.lower()) == aliases.get(row.setting.lower(), row.setting.lower())
+
+
+def _num(rows: dict[str, FullSettingRow], name: str, default: float) -> float:
+    row = rows.get(name)
+    try:
+        return float(row.setting) if row else default
+    except ValueError:
+        return default
+
+
+def _bytes(rows: dict[str, FullSettingRow], name: str) -> int:
+    row = rows.get(name)
+    return (setting_bytes(row.setting, row.unit) or 0) if row else 0
+
+
+def current_memory(rows: dict[str, FullSettingRow], ram_bytes: int | None) -> memory.MemoryCheck:
+    av_mem = _bytes(rows, "autovacuum_work_mem") or _bytes(rows, "maintenance_work_mem")
+    return memory.check(
+        ram_bytes=ram_bytes,
+        shared_buffers_bytes=_bytes(rows, "shared_buffers"),
+        wal_buffers_bytes=_bytes(rows, "wal_buffers"),
+        work_mem_bytes=_bytes(rows, "work_mem"),
+        hash_mem_multiplier=_num(rows, "hash_mem_multiplier", 1.0),
+        max_connections=int(_num(rows, "max_connections", 100)),
+        max_parallel_workers=int(_num(rows, "max_parallel_workers", 8)),
+        autovacuum_workers=int(_num(rows, "autovacuum_max_workers", 3)),
+        autovacuum_mem_bytes=av_mem,
+    )
+
+
+def dangerous(rows: dict[str, FullSettingRow]) -> list[Finding]:
+    """Running settings that risk data or availability, whatever the hardware."""
+    out: list[Finding] = []
+    for name, what in (
+        ("fsync", "a crash of the OS or power loss can corrupt the whole cluster"),
+        ("full_page_writes", "a crash during a page write leaves torn pages that WAL replay cannot repair"),
+    ):
+        row = rows.get(name)
+        if row and row.setting == "off":
+            out.append(
+                Finding(
+                    Severity.CRITICAL,
+                    f"{name}_off",
+                    name,
+                    f"{name} is off: {what}",
+                    f"set {name} = on (only ever off for throwaway data, e.g. a test cluster)",
+                )
+            )
+    row = rows.get("idle_in_transaction_session_timeout")
+    if row and row.setting == "0":
+        out.append(
+            Finding(
+                Severity.WARNING,
+                "idle_in_transaction_timeout_off",
+                "idle_in_transaction_session_timeout",
+                "idle_in_transaction_session_timeout is 0 (off): a session left idle inside a transaction "
+                "holds its locks, its snapshot and a connection slot for ever",
+                "set idle_in_transaction_session_timeout (the recommendation below); fix the application too",
+            )
+        )
+    pending = sorted(r.name for r in rows.values() if r.pending_restart)
+    if pending:
+        out.append(
+            Finding(
+                Severity.WARNING,
+                "pending_restart",
+                "server",
+                f"changed but not in effect until a restart: {', '.join(pending)}",
+                "restart the server in a maintenance window (or revert the change)",
+            )
+        )
+    return out
+
+
+def analyze(
+    inputs: Inputs,
+    settings_data: SettingsData | None = None,
+    connections_data: ConnectionsData | None = None,
+) -> RecommendReport:
+    server = settings_data.server if settings_data else None
+    rows = settings_data.by_name() if settings_data else {}
+    pg_major = inputs.pg_version or (server.major if server else settings.NEWEST_PG)
+
+    apps = list(inputs.apps)
+    apps_source = "given" if apps else "none"
+    if not apps and connections_data is not None:
+        apps = observed_apps(connections_data)
+        apps_source = "observed" if apps else "none"
+
+    reserved_connections = int(_num(rows, "reserved_connections", 0)) if pg_major >= 16 else 0
+    plan = pools.plan(
+        apps,
+        cpus=inputs.cpus,
+        storage=inputs.storage,
+        workload=inputs.workload,
+        max_connections=inputs.max_connections,
+        pgbouncer=inputs.pgbouncer,
+        databases=inputs.databases,
+        reserved_connections=reserved_connections,
+    )
+    hw = settings.Hardware(inputs.ram_bytes, inputs.cpus, inputs.storage, inputs.workload, pg_major)
+    build = settings.Build(
+        wal_compression=tuple(rows["wal_compression"].enumvals or ()) if "wal_compression" in rows else None,
+        io_method=tuple(rows["io_method"].enumvals or ()) if "io_method" in rows else None,
+    )
+    workers = settings.parallel(inputs.cpus, inputs.workload) or None
+    n_workers = workers.max_worker_processes if workers else settings.DEFAULT_MAX_WORKER_PROCESSES
+    divisor = {"web": "", "oltp": "", "dw": ", halved for dw", "mixed": ", halved for mixed",
+               "desktop": ", /6 for desktop"}[inputs.workload]  # fmt: skip
+    formula = (
+        f"(RAM - shared_buffers) / (({plan.work_mem_connections} connections + {n_workers} worker "
+        "processes) x 3)"
+        f"{divisor}, at least 4MB"
+    )
+    pgtune_conns = settings.PGTUNE_MAX_CONNECTIONS[inputs.workload]
+    if plan.work_mem_connections == pgtune_conns and plan.max_connections == pgtune_conns:
+        work_mem_reason = f"pgtune's formula: {formula}"
+    else:
+        work_mem_reason = (
+            f"pgtune's formula over the real connection budget ({plan.work_mem_basis}) instead of pgtune's "
+            f"{pgtune_conns}: {formula}"
+        )
+    computed = settings.recommend(
+        hw,
+        max_connections=plan.max_connections,
+        max_connections_reason=plan.max_connections_reason,
+        work_mem_connections=plan.work_mem_connections,
+        work_mem_reason=work_mem_reason,
+        superuser_reserved=plan.superuser_reserved,
+        build=build,
+    )
+    findings: list[Finding] = list(plan.findings)
+
+    mem: memory.MemoryCheck | None = None
+    if computed.shared_buffers_kb is not None:
+        assert computed.work_mem_kb is not None and computed.maintenance_work_mem_kb is not None
+        assert computed.wal_buffers_kb is not None
+        default_hash = 2.0 if pg_major >= 15 else 1.0
+        av_kb = computed.autovacuum_work_mem_kb or computed.maintenance_work_mem_kb
+        mem = memory.check(
+            ram_bytes=inputs.ram_bytes,
+            shared_buffers_bytes=computed.shared_buffers_kb * KB,
+            wal_buffers_bytes=computed.wal_buffers_kb * KB,
+            work_mem_bytes=computed.work_mem_kb * KB,
+            hash_mem_multiplier=_num(rows, "hash_mem_multiplier", default_hash),
+            max_connections=plan.max_connections,
+            max_parallel_workers=computed.max_parallel_workers,
+            autovacuum_workers=computed.autovacuum_max_workers,
+            autovacuum_mem_bytes=av_kb * KB,
+        )
+        findings += memory.findings(
+            mem, code="memory_overcommit", subject="recommended", what="the recommended configuration"
+        )
+
+    cur_mem: memory.MemoryCheck | None = None
+    if settings_data is not None:
+        cur_mem = current_memory(rows, inputs.ram_bytes)
+        findings += memory.findings(
+            cur_mem, code="memory_overcommit", subject="running", what="the running configuration"
+        )
+        findings += dangerous(rows)
+
+    lines: list[SettingLine] = []
+    for rec in computed.recs:
+        row = rows.get(rec.name)
+        if row is None:
+            lines.append(SettingLine(rec.name, rec.value, rec.reason, rec.per_role, rec.differs_from_pgtune))
+            continue
+        lines.append(
+            SettingLine(
+                rec.name,
+                rec.value,
+                rec.reason,
+                rec.per_role,
+                rec.differs_from_pgtune,
+                current=format_current(row),
+                context=row.context,
+                restart=row.context == "postmaster",
+                pending_restart=row.pending_restart,
+                changes=None if rec.value is None else not _same(rec.value, row),
+            )
+        )
+    if apps_source == "observed":
+        findings.append(
+            Finding(
+                Severity.INFO,
+                "apps_observed",
+                "inputs",
+                f"no --app given: pools sized for the {sum(a.processes for a in apps)} client connections "
+                "seen in pg_stat_activity, per application_name, each counted as one process with one "
+                "connection",
+                "give --app NAME=PROCESSES[xTHREADS] for the real topology",
+            )
+        )
+    return RecommendReport(
+        inputs=inputs,
+        pg_major=pg_major,
+        server=server,
+        apps_source=apps_source,
+        settings=lines,
+        pools=plan,
+        memory=mem,
+        current_memory=cur_mem,
+        findings=sort_findings(findings),
+    )

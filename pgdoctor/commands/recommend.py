@@ -1,0 +1,217 @@
+"""`pgdoctor recommend --ram 128G`: settings and pool sizes that fit together."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from pgdoctor.errors import ExitCode, PgDoctorError
+from pgdoctor.options import DsnOpt, FailOn, FailOnOpt, SnapshotOpt, TimeoutOpt, exit_code
+
+if TYPE_CHECKING:
+    from pgdoctor.collect.connections import ConnectionsData
+    from pgdoctor.collect.settings import SettingsData
+    from pgdoctor.recommend.pools import AppSpec
+
+
+class RecommendFormat(StrEnum):
+    AUTO = "auto"
+    TABLE = "table"
+    PLAIN = "plain"
+    MARKDOWN = "markdown"
+    CSV = "csv"
+    JSON = "json"
+    CONF = "conf"
+    PGBOUNCER = "pgbouncer"
+    SQLALCHEMY = "sqlalchemy"
+
+
+class Storage(StrEnum):
+    HDD = "hdd"
+    SSD = "ssd"
+    NVME = "nvme"
+    SAN = "san"
+
+
+class Workload(StrEnum):
+    WEB = "web"
+    OLTP = "oltp"
+    DW = "dw"
+    MIXED = "mixed"
+    DESKTOP = "desktop"
+
+
+_APP = re.compile(r"^(?P<name>[^=]+)=(?P<processes>\d+)(?:[x*](?P<threads>\d+))?$")
+
+
+def parse_apps(values: list[str]) -> list[AppSpec]:
+    """--app NAME=PROCESSES or NAME=PROCESSESxTHREADS (threads using the database at once per process)."""
+    from pgdoctor.recommend.pools import AppSpec
+
+    apps: list[AppSpec] = []
+    for value in values:
+        m = _APP.match(value.strip())
+        if not m or not m.group("name").strip():
+            raise PgDoctorError(
+                f"--app {value!r}: write NAME=PROCESSES or NAME=PROCESSESxTHREADS, e.g. training=1000 or "
+                "web=16x8",
+                ExitCode.USAGE,
+            )
+        name = m.group("name").strip()
+        processes, threads = int(m.group("processes")), int(m.group("threads") or 1)
+        if processes < 1 or threads < 1:
+            raise PgDoctorError(f"--app {value!r}: processes and threads must be at least 1", ExitCode.USAGE)
+        if any(a.name == name for a in apps):
+            raise PgDoctorError(f"--app {name!r} given twice", ExitCode.USAGE)
+        apps.append(AppSpec(name, processes, threads))
+    return apps
+
+
+def obtain_both(
+    dsn: str | None, snapshot: Path | None, timeout: float
+) -> tuple[SettingsData, ConnectionsData]:
+    """The settings and connections datasets: from a snapshot, or live over one connection."""
+    from pgdoctor.collect.connections import ConnectionsData
+    from pgdoctor.collect.settings import SettingsData
+
+    if snapshot is not None:
+        if dsn:
+            raise PgDoctorError("give either --dsn or --snapshot, not both", ExitCode.USAGE)
+        from pgdoctor.snapshot import load_dataset
+
+        return (
+            load_dataset(snapshot, "settings", SettingsData),
+            load_dataset(snapshot, "connections", ConnectionsData),
+        )
+    from pgdoctor.collect import connections as collect_connections
+    from pgdoctor.collect import settings as collect_settings
+    from pgdoctor.db import connect
+
+    with connect(dsn, timeout) as db:
+        return collect_settings.collect(db), collect_connections.collect(db)
+
+
+def recommend(
+    ram: Annotated[
+        str | None,
+        typer.Option(
+            "--ram",
+            help="The server's RAM: 128G, 128GB, 512MB, 1T, 64GiB (binary units). Required without a server.",
+            show_default=False,
+        ),
+    ] = None,
+    cpus: Annotated[
+        int | None, typer.Option("--cpus", min=1, help="The server's CPU cores.", show_default=False)
+    ] = None,
+    storage: Annotated[Storage, typer.Option("--storage", case_sensitive=False)] = Storage.SSD,
+    workload: Annotated[Workload, typer.Option("--workload", case_sensitive=False)] = Workload.WEB,
+    pg_version: Annotated[
+        int | None,
+        typer.Option(
+            "--pg-version",
+            help="PostgreSQL major version (13-18). Default: the server's, else the newest.",
+            show_default=False,
+        ),
+    ] = None,
+    max_connections: Annotated[
+        int | None,
+        typer.Option(
+            "--max-connections",
+            min=1,
+            help="Keep this max_connections. Default: sized from the pools (pgtune's when no --app).",
+            show_default=False,
+        ),
+    ] = None,
+    app: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--app",
+            help="NAME=PROCESSES[xTHREADS], repeatable: OS processes of an application that each keep their "
+            "own pool (threads using the database at once in each, default 1).",
+            show_default=False,
+        ),
+    ] = None,
+    pgbouncer: Annotated[
+        bool | None,
+        typer.Option(
+            "--pgbouncer/--no-pgbouncer",
+            help="Plan with or without PgBouncer. Default: advise it when the processes cannot each get a "
+            "server connection directly.",
+            show_default=False,
+        ),
+    ] = None,
+    databases: Annotated[
+        int, typer.Option("--databases", min=1, help="Databases behind PgBouncer, each with its own pool.")
+    ] = 1,
+    dsn: DsnOpt = None,
+    snapshot: SnapshotOpt = None,
+    fmt: Annotated[
+        RecommendFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="auto = table on a terminal, plain in a pipe; conf = postgresql.conf block, pgbouncer = "
+            "pgbouncer.ini block, sqlalchemy = create_engine() per application.",
+            case_sensitive=False,
+        ),
+    ] = RecommendFormat.AUTO,
+    timeout: TimeoutOpt = 5.0,
+    fail_on: FailOnOpt = FailOn.NEVER,
+) -> None:
+    """Settings and pool sizes that fit together: pgtune-compatible settings, app pools -> PgBouncer ->
+    PostgreSQL, a worst-case memory check; with --dsn/--snapshot, compared with the running server."""
+    from pgdoctor.analyze.recommend import Inputs, analyze
+    from pgdoctor.recommend.settings import PG_VERSIONS
+    from pgdoctor.recommend.units import parse_ram
+
+    live = bool(dsn) or snapshot is not None
+    if ram is None and not live:
+        raise PgDoctorError(
+            "--ram is required without a server (--dsn or --snapshot), e.g. --ram 128G", ExitCode.USAGE
+        )
+    if pg_version is not None and pg_version not in PG_VERSIONS:
+        raise PgDoctorError(
+            f"--pg-version {pg_version}: supported versions are {', '.join(map(str, PG_VERSIONS))}",
+            ExitCode.USAGE,
+        )
+    inputs = Inputs(
+        ram_bytes=parse_ram(ram) if ram is not None else None,
+        cpus=cpus,
+        storage=storage.value,
+        workload=workload.value,
+        pg_version=pg_version,
+        max_connections=max_connections,
+        apps=tuple(parse_apps(app or [])),
+        pgbouncer=pgbouncer,
+        databases=databases,
+    )
+    settings_data, connections_data = obtain_both(dsn, snapshot, timeout) if live else (None, None)
+    report = analyze(inputs, settings_data, connections_data)
+
+    from pgdoctor.render import recommend as render
+
+    if fmt is RecommendFormat.JSON:
+        from pgdoctor.render.document import emit_json
+
+        emit_json(render.to_json(report))
+    elif fmt is RecommendFormat.CONF:
+        typer.echo(render.conf(report), nl=False)
+    elif fmt is RecommendFormat.PGBOUNCER:
+        block = render.pgbouncer(report)
+        if block is None:
+            raise PgDoctorError(
+                f"no PgBouncer in this plan ({report.pools.pgbouncer_reason}); add --pgbouncer to size one",
+                ExitCode.USAGE,
+            )
+        typer.echo(block, nl=False)
+    elif fmt is RecommendFormat.SQLALCHEMY:
+        typer.echo(render.sqlalchemy(report), nl=False)
+    else:
+        from pgdoctor.render.document import Format, emit
+
+        emit(render.document(report), Format(fmt.value))
+    raise typer.Exit(exit_code(report.findings, fail_on))

@@ -1,0 +1,109 @@
+"""Ready-to-paste text: a postgresql.conf block, a pgbouncer.ini [pgbouncer] block, create_engine() calls."""
+
+from __future__ import annotations
+
+import keyword
+import re
+from collections.abc import Iterable
+
+from pgdoctor.recommend.pools import AppPool, PgBouncerPlan
+
+_PLAIN = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def conf_value(value: str) -> str:
+    """Unquoted when postgresql.conf reads it as is (32GB, 0.9, try), else single-quoted."""
+    return value if _PLAIN.match(value) else "'" + value.replace("'", "''") + "'"
+
+
+def conf_block(header: Iterable[str], settings: Iterable[tuple[str, str | None, str, bool]]) -> str:
+    """settings: (name, value, reason, per_role). Per-role guidance and unknown values become comments."""
+    lines = [f"# {h}" for h in header]
+    for name, value, reason, per_role in settings:
+        if value is None:
+            lines.append(f"# {name}: {reason}")
+        elif per_role:
+            lines.append(f"# {name}: {reason}")
+            if value != "0":
+                lines.append(f"#   ALTER ROLE <app_role> SET {name} = '{value}';")
+        else:
+            lines.append(f"{name} = {conf_value(value)}  # {reason}")
+    return "\n".join(lines) + "\n"
+
+
+PGBOUNCER_ORDER = (
+    "pool_mode",
+    "default_pool_size",
+    "reserve_pool_size",
+    "reserve_pool_timeout",
+    "max_client_conn",
+    "max_db_connections",
+    "server_idle_timeout",
+)
+
+
+def pgbouncer_values(plan: PgBouncerPlan) -> dict[str, str]:
+    return {name: str(getattr(plan, name)) for name in PGBOUNCER_ORDER}
+
+
+def pgbouncer_block(header: Iterable[str], plan: PgBouncerPlan) -> str:
+    """The [pgbouncer] section; PgBouncer's ini takes comments on lines of their own only."""
+    lines = [f"; {h}" for h in header]
+    lines.append("[pgbouncer]")
+    for name, value in pgbouncer_values(plan).items():
+        lines.append(f"; {plan.reasons[name]}")
+        lines.append(f"{name} = {value}")
+    return "\n".join(lines) + "\n"
+
+
+def engine_name(app: str) -> str:
+    """A Python identifier for an application's engine variable."""
+    ident = re.sub(r"\W+", "_", app).strip("_").lower() or "app"
+    if ident[0].isdigit() or keyword.iskeyword(ident):
+        ident = f"app_{ident}"
+    return f"{ident}_engine"
+
+
+def engine_kwargs(app: AppPool) -> dict[str, object]:
+    """The create_engine keyword arguments for one application (poolclass as a class name)."""
+    if app.poolclass == "NullPool":
+        return {"poolclass": "NullPool"}
+    return {
+        "pool_size": app.pool_size,
+        "max_overflow": app.max_overflow,
+        "pool_timeout": app.pool_timeout,
+        "pool_recycle": app.pool_recycle,
+        "pool_pre_ping": app.pool_pre_ping,
+    }
+
+
+def sqlalchemy_block(header: Iterable[str], apps: list[AppPool], behind_pgbouncer: bool) -> str:
+    lines = [f"# {h}" for h in header]
+    target = "PgBouncer" if behind_pgbouncer else "PostgreSQL"
+    lines.append(f"# DATABASE_URL points at {target}.")
+    lines.append("from sqlalchemy import create_engine")
+    if any(a.poolclass == "NullPool" for a in apps):
+        lines.append("from sqlalchemy.pool import NullPool")
+    if behind_pgbouncer:
+        lines += [
+            "# PgBouncer before 1.21 (no max_prepared_statements) in transaction mode: turn off the driver's",
+            "# prepared statements: psycopg 3 connect_args={'prepare_threshold': None}, asyncpg",
+            "# connect_args={'statement_cache_size': 0}.",
+        ]
+    if not apps:
+        lines.append("# no applications given (--app NAME=PROCESSES[xTHREADS])")
+    used: set[str] = set()
+    for app in apps:
+        var = engine_name(app.name)
+        n = 2
+        while var in used:
+            var = f"{engine_name(app.name)[: -len('_engine')]}_{n}_engine"
+            n += 1
+        used.add(var)
+        lines.append("")
+        lines.append(f"# {app.name}: {app.processes} process(es) x {app.threads} thread(s); {app.reason}")
+        args = ", ".join(
+            f"{k}={v}" if k == "poolclass" else f"{k}={v!r}" for k, v in engine_kwargs(app).items()
+        )
+        lines.append(f"{var} = create_engine(DATABASE_URL, {args})")
+    return "\n".join(lines) + "\n"
