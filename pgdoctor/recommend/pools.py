@@ -130,8 +130,8 @@ def plan(
         use_bouncer = bool(apps) and demand > direct_usable
         bouncer_reason = (
             f"PgBouncer advised: the applications' {demand} concurrent connections do not fit the "
-            f"{direct_usable} usable slots of max_connections={default_max}; it multiplexes them onto "
-            f"{target} server connections"
+            f"{direct_usable} usable slots even of a direct max_connections={default_max}; it multiplexes "
+            f"them onto {target} server connections, so max_connections is sized for those instead"
             if use_bouncer
             else (
                 f"no PgBouncer needed: the applications' {demand} connections fit the {direct_usable} "
