@@ -177,6 +177,11 @@ def action_for(pid: int, state: str | None) -> str:
         return "SELECT gid, prepared, owner FROM pg_prepared_xacts; -- then ROLLBACK PREPARED '<gid>'"
     if state in (*IDLE_IN_XACT, "idle"):
         return f"SELECT pg_terminate_backend({pid});"
+    if state is None:
+        return (
+            f"SELECT pg_cancel_backend({pid}); -- its state is hidden from this role; if it is idle "
+            f"(in transaction): SELECT pg_terminate_backend({pid});"
+        )
     return f"SELECT pg_cancel_backend({pid});"
 
 

@@ -167,7 +167,7 @@ def collect(db: Database, *, details: bool = True, summary: bool = True) -> Lock
     stats: LockTableStats | None = None
     if details:
         waits = []
-        if any(s.wait_event_type == "Lock" for s in sessions):
+        if any(s.wait_event_type == "Lock" or s.blocked_by for s in sessions):
             rows = db.rows(queries.load("locks_waits", version), _WaitsRow)
             stats = LockTableStats(rows[0].entries, rows[0].fastpath_entries) if rows else None
             waits = [w for w in map(_wait_lock, rows) if w is not None]
