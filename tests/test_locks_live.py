@@ -47,6 +47,7 @@ def tree_edges(doc: dict[str, Any]) -> set[tuple[int, int]]:
         for child in node["children"]:
             edges.add((node["pid"], child["pid"]))
             walk(child)
+        edges.update((node["pid"], pid) for pid in node["also_blocks"] + node["cycle_to"])
 
     for tree in doc["trees"]:
         walk(tree)
@@ -109,6 +110,10 @@ def test_row_lock_queue_behind_idle_in_transaction(pg: Cluster, sessions: Sessio
         assert x["wait_s"] > 0
         assert x["query"] == "UPDATE accounts SET balance = balance + 1 WHERE id = 1"
 
+    # breadth first: the queue hangs two deep under the holder, not as a chain as deep as the queue
+    (tree,) = doc["trees"]
+    assert [c["pid"] for c in tree["children"]] == [first]
+    assert sorted(c["pid"] for c in tree["children"][0]["children"]) == sorted(rest)
     (root,) = doc["roots"]
     assert root["pid"] == holder
     assert root["state"] == "idle in transaction"
@@ -227,13 +232,14 @@ def test_one_session_blocked_by_two(pg: Cluster, sessions: Sessions, accounts: s
     assert (waiter["mode"], waiter["object"]) == ("ExclusiveLock", accounts)
     assert sorted(r["pid"] for r in doc["roots"]) == sorted([a, b])
     assert all(r["blocks_total"] == 1 for r in doc["roots"])
-    # it appears under each blocker, marked as waiting on the other too
-    for tree in doc["trees"]:
-        (child,) = tree["children"]
-        other = b if tree["pid"] == a else a
-        assert (child["pid"], child["also_blocked_by"]) == (c, [other])
+    # drawn in full under the first blocker, marked as waiting on the other; listed under the other
+    first, second = doc["trees"]
+    (child,) = first["children"]
+    assert (child["pid"], child["also_blocked_by"]) == (c, [second["pid"]])
+    assert (second["children"], second["also_blocks"]) == ([], [c])
     plain = run_cli("locks", "-d", pg.dsn(), "--format", "plain").stdout
-    assert f"also waits on {b}" in plain and f"also waits on {a}" in plain
+    assert f"also waits on {second['pid']}" in plain
+    assert f"also blocks pid {c} exporter (drawn in full elsewhere)" in plain
 
 
 def test_deadlock_cycle_is_shown_not_followed(pg: Cluster, sessions: Sessions, accounts: str) -> None:
@@ -255,13 +261,13 @@ def test_deadlock_cycle_is_shown_not_followed(pg: Cluster, sessions: Sessions, a
     assert doc["cycles"] == [pids]
     (tree,) = doc["trees"]
     assert tree["pid"] == pids[0]
+    assert tree["cycle"] is True
     (child,) = tree["children"]
-    assert child["pid"] == pids[1]
-    (back,) = child["children"]
-    assert (back["pid"], back["cycle"], back["children"]) == (pids[0], True, [])
+    assert (child["pid"], child["children"], child["cycle_to"]) == (pids[1], [], [pids[0]])
     assert any(f["code"] == "deadlock_cycle" and f["pids"] == pids for f in doc["findings"])
     plain = run_cli("locks", "-d", pg.dsn(), "--format", "plain").stdout
     assert f"deadlock cycle {pids[0]} -> {pids[1]}" in plain
+    assert f"blocks pid {pids[0]} left, further up this branch: a cycle" in plain
 
 
 def test_objects_in_other_databases_and_catalogs(pg: Cluster, sessions: Sessions) -> None:

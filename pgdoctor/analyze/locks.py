@@ -7,7 +7,7 @@ shown once and never followed round.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
@@ -60,11 +60,16 @@ class Root:
 
 @dataclass
 class TreeNode:
+    """A session in a blocking tree. Every waiter is drawn in full once, at its shallowest place (so a
+    queue of n sessions on one lock is n children of its holder, not a chain n deep); under its other
+    blockers it is listed in `also_blocks`, so each waiter still appears under every blocker."""
+
     pid: int
-    children: list[TreeNode] = field(default_factory=list)
-    also_blocked_by: tuple[int, ...] = ()  # other sessions this one waits on too
-    cycle: bool = False  # closes a cycle: its place in the tree is further up this branch
-    repeat: bool = False  # shown in full (with its own waiters) where it first appears
+    children: list[TreeNode] = field(default_factory=list)  # waiters drawn in full here
+    also_blocked_by: tuple[int, ...] = ()  # the other sessions this one waits on
+    also_blocks: tuple[int, ...] = ()  # waiters on this session drawn in full elsewhere
+    cycle_to: tuple[int, ...] = ()  # waiters on this session further up this branch: a cycle
+    cycle: bool = False  # this tree stands for a cycle (no root blocker heads it)
 
 
 @dataclass(frozen=True)
@@ -269,26 +274,40 @@ class Graph:
             reached.add(start)
         return found
 
-    def tree(self, root: int, expanded: set[int]) -> TreeNode:
-        return self._node(root, None, frozenset({root}), expanded)
+    def forest(self, heads: list[int]) -> list[TreeNode]:
+        """One tree per head (root blockers, then one pid of each cycle). Breadth first: each waiter
+        is drawn in full under the first blocker that reaches it at the smallest depth."""
+        home: dict[int, int] = {}
+        found = set(heads)
+        queue = deque(heads)
+        while queue:
+            pid = queue.popleft()
+            for child in self._kids(pid):
+                if child not in found:
+                    found.add(child)
+                    home[child] = pid
+                    queue.append(child)
+        return [self._node(h, home, frozenset({h})) for h in heads]
 
-    def _node(self, pid: int, parent: int | None, path: frozenset[int], expanded: set[int]) -> TreeNode:
+    def _kids(self, pid: int) -> list[int]:
+        return sorted(self.children.get(pid, ()), key=lambda p: (-(self.waiters[p].wait_s or 0), p))
+
+    def _node(self, pid: int, home: dict[int, int], path: frozenset[int]) -> TreeNode:
         w = self.waiters.get(pid)
-        also = tuple(b for b in (w.blocked_by if w else ()) if b != parent)
-        node = TreeNode(pid, also_blocked_by=also if parent is not None else ())
-        if pid in expanded:
-            node.repeat = True
-            return node
-        expanded.add(pid)
-        kids = self.children.get(pid, set())
-        for child in sorted(kids, key=lambda p: (-(self.waiters[p].wait_s or 0), p)):
-            if child in path:
-                cw = self.waiters[child]
-                node.children.append(
-                    TreeNode(child, also_blocked_by=tuple(b for b in cw.blocked_by if b != pid), cycle=True)
-                )
+        node = TreeNode(
+            pid, also_blocked_by=tuple(b for b in (w.blocked_by if w else ()) if b != home.get(pid))
+        )
+        elsewhere: list[int] = []
+        up: list[int] = []
+        for child in self._kids(pid):
+            if home.get(child) == pid:
+                node.children.append(self._node(child, home, path | {child}))
+            elif child in path:
+                up.append(child)
             else:
-                node.children.append(self._node(child, pid, path | {child}, expanded))
+                elsewhere.append(child)
+        node.also_blocks = tuple(elsewhere)
+        node.cycle_to = tuple(up)
         return node
 
 
@@ -392,12 +411,9 @@ def analyze(
             )
         )
     roots.sort(key=lambda r: (-r.blocks_total, r.pid))
-    expanded: set[int] = set()
-    trees = [graph.tree(r.pid, expanded) for r in roots]
-    for cycle in cycles:
-        node = graph.tree(cycle[0], expanded)
+    trees = graph.forest([r.pid for r in roots] + [c[0] for c in cycles])
+    for node in trees[len(roots) :]:
         node.cycle = True
-        trees.append(node)
 
     findings: list[Finding] = []
     idle_timeout = data.server.setting("idle_in_transaction_session_timeout") or "0"

@@ -6,7 +6,18 @@ from typing import Any
 
 from pgdoctor.analyze.locks import IDLE_IN_XACT, LocksReport, Root, TreeNode, Waiter, summary_object
 from pgdoctor.render.common import age, round_s, shorten
-from pgdoctor.render.document import Cell, Column, Document, Node, Section, Styled, Table, Text, Trees
+from pgdoctor.render.document import (
+    Cell,
+    Column,
+    Document,
+    Node,
+    Section,
+    Styled,
+    Table,
+    Text,
+    Trees,
+    pid_list,
+)
 
 ROOT_STYLE = "bold red"
 WAIT_STYLE = "yellow"
@@ -55,10 +66,6 @@ def root_label(r: Root, width: int) -> Cell:
 def waiter_label(node: TreeNode, w: Waiter | None, width: int) -> Cell:
     if w is None:
         return f"pid {node.pid}"
-    if node.repeat or node.cycle:
-        why = "closes a cycle" if node.cycle else "shown in full above"
-        also = f"; also waits on {', '.join(map(str, node.also_blocked_by))}" if node.also_blocked_by else ""
-        return Styled(f"pid {node.pid} {w.application_name or '(none)'} [{why}{also}]", "dim")
     text = f"pid {node.pid} {w.application_name or '(none)'} waits {wait_text(w)} for {lock_text(w)}"
     if w.query:
         text += f" | {shorten(w.query, width)}"
@@ -72,9 +79,28 @@ def waiter_label(node: TreeNode, w: Waiter | None, width: int) -> Cell:
     return Styled(text, "dim" if not w.shown else WAIT_STYLE)
 
 
+def _who(pids: tuple[int, ...], report: LocksReport) -> str:
+    if len(pids) > 4:
+        return f"pids {pid_list(list(pids))}"
+    return ", ".join(f"pid {p} {report.waiter_index[p].application_name or '(none)'}" for p in pids)
+
+
 def tree_node(node: TreeNode, report: LocksReport, width: int) -> Node:
     w = report.waiter_index.get(node.pid)
-    return Node(waiter_label(node, w, width), [tree_node(c, report, width) for c in node.children])
+    return Node(waiter_label(node, w, width), _below(node, report, width))
+
+
+def _below(node: TreeNode, report: LocksReport, width: int) -> list[Node]:
+    below = [tree_node(c, report, width) for c in node.children]
+    if node.also_blocks:
+        below.append(
+            Node(Styled(f"also blocks {_who(node.also_blocks, report)} (drawn in full elsewhere)", "dim"))
+        )
+    if node.cycle_to:
+        below.append(
+            Node(Styled(f"blocks {_who(node.cycle_to, report)}, further up this branch: a cycle", ROOT_STYLE))
+        )
+    return below
 
 
 def trees_section(report: LocksReport, width: int) -> Trees:
@@ -88,7 +114,7 @@ def trees_section(report: LocksReport, width: int) -> Trees:
             w = report.waiter_index.get(t.pid)
             text = f"deadlock cycle {' -> '.join(map(str, _cycle_of(report, t.pid)))}: "
             label = Styled(text + text_of_label(waiter_label(t, w, width)), ROOT_STYLE)
-        nodes.append(Node(label, [tree_node(c, report, width) for c in t.children]))
+        nodes.append(Node(label, _below(t, report, width)))
     return Trees("Who blocks whom", nodes)
 
 
@@ -268,9 +294,10 @@ def tree_json(node: TreeNode) -> dict[str, Any]:
     return {
         "pid": node.pid,
         "also_blocked_by": list(node.also_blocked_by),
-        "cycle": node.cycle,
-        "repeat": node.repeat,
         "children": [tree_json(c) for c in node.children],
+        "also_blocks": list(node.also_blocks),
+        "cycle_to": list(node.cycle_to),
+        "cycle": node.cycle,
     }
 
 
