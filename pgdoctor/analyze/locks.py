@@ -436,39 +436,43 @@ def analyze(
         )
 
     shown = [w for w in waiters if w.shown]
-    heads: list[tuple[str, set[int]]] = [(_who(r.pid, sessions), graph.descendants(r.pid)) for r in roots]
-    heads += [
-        (f"deadlock cycle {' -> '.join(map(str, c))}", graph.descendants(c[0]) | set(c)) for c in cycles
-    ]
-    for who, behind in heads:
+    for r in roots:
+        behind = graph.descendants(r.pid)
         long = [w for w in shown if w.pid in behind and (w.wait_s or 0) >= wait_warn_s]
         if not long:
             continue
         longest = max(w.wait_s or 0 for w in long)
+        who = _who(r.pid, sessions)
         findings.append(
             Finding(
                 Severity.CRITICAL if longest >= wait_crit_s else Severity.WARNING,
                 "long_wait",
-                who,
+                r.application_name or ("prepared transaction" if r.kind == "prepared" else "(none)"),
                 f"{len(long)} session(s) have waited {_dur(wait_warn_s)} or more (up to {_dur(longest)}) "
                 f"behind {who}",
-                "free the root blocker (the SQL is in the root blockers table); bound waits with "
-                "lock_timeout in the applications that queue",
+                f"free the root blocker: `{r.action}`; bound waits with lock_timeout in the applications "
+                "that queue"
+                if r.action
+                else "the root blocker is gone; run pgdoctor locks again",
                 tuple(sorted(w.pid for w in long)),
             )
         )
 
     for cycle in cycles:
+        members = [graph.waiters[p] for p in cycle]
+        longest = max(w.wait_s or 0 for w in members)
         findings.append(
             Finding(
-                Severity.WARNING,
+                Severity.CRITICAL if longest >= wait_crit_s else Severity.WARNING,
                 "deadlock_cycle",
                 "server",
-                f"sessions {' -> '.join(map(str, cycle))} wait on each other in a cycle; the deadlock "
-                "detector breaks it after deadlock_timeout "
-                f"({data.server.setting('deadlock_timeout') or '?'}ms) by failing one of them",
-                "make the applications take their locks in the same order",
-                tuple(sorted(cycle)),
+                f"sessions {' -> '.join(map(str, cycle))} wait on each other in a cycle, for up to "
+                f"{_dur(longest)}; the deadlock detector fails one of them after deadlock_timeout "
+                f"({data.server.setting('deadlock_timeout') or '?'}ms in the server's configuration; a "
+                "session may have raised its own)",
+                f"if it lasts, cancel one of them (`SELECT pg_cancel_backend({cycle[0]});`); make the "
+                "applications take their locks in the same order",
+                tuple(sorted(set(cycle) | graph.descendants(cycle[0]))),
             )
         )
 
