@@ -16,7 +16,8 @@ measures, on the server (EXPLAIN ANALYZE, median of --repeat runs, no per-node t
               (capped by --self-join-timeout)
 
 and, as whole processes, `pgdoctor locks --format json` (default, --fast, --all): wall time, and the
-server time of pgdoctor's own statements as pg_stat_statements recorded them.
+server time of pgdoctor's own lock statements as pg_stat_statements recorded them (a fresh backend
+each run, like pgdoctor; the bare query is timed the same way for comparison: `bare*`).
 """
 
 from __future__ import annotations
@@ -69,11 +70,42 @@ def rows_of(conn: psycopg.Connection[Any], sql: str) -> int:
     return len(conn.execute(sql.encode()).fetchall())
 
 
-def run_pgdoctor(pg: Cluster, *args: str) -> tuple[float, float, int]:
-    """Wall seconds of one `pgdoctor locks` process, and the server ms and statement count that
-    pg_stat_statements recorded for pgdoctor's own lock queries in that run."""
+PARTS = {  # pgdoctor's lock statements, told apart by a fragment of their text
+    "activity": "pg_blocking_pids",
+    "waits": "array_agg(l)",
+    "summary": "count(DISTINCT g.pid)",
+}
+
+
+def statement_ms(pg: Cluster) -> dict[str, float]:
+    """Server ms per part, as pg_stat_statements recorded them since the last reset."""
+    with pg.connect() as conn:
+        rows = conn.execute("SELECT query, total_exec_time FROM pg_stat_statements").fetchall()
+    out = dict.fromkeys(PARTS, 0.0)
+    for query, ms in rows:
+        for part, fragment in PARTS.items():
+            if fragment in query and "pg_stat_statements" not in query:
+                out[part] += float(ms)
+    return out
+
+
+def reset(pg: Cluster) -> None:
     with pg.connect() as conn:
         conn.execute("SELECT pg_stat_statements_reset()")
+
+
+def bare_fresh(pg: Cluster) -> float:
+    """The bare query in a new connection (as pgdoctor runs it), timed by pg_stat_statements."""
+    reset(pg)
+    with pg.connect() as conn:
+        conn.execute(BARE).fetchall()
+    return statement_ms(pg)["activity"]
+
+
+def run_pgdoctor(pg: Cluster, *args: str) -> tuple[float, float, dict[str, float]]:
+    """Wall seconds of one `pgdoctor locks` process; server ms of its lock statements in all and by
+    part, as pg_stat_statements recorded them."""
+    reset(pg)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
     result = subprocess.run(
@@ -86,13 +118,8 @@ def run_pgdoctor(pg: Cluster, *args: str) -> tuple[float, float, int]:
     wall = time.perf_counter() - start
     if result.returncode not in (0, 1):
         raise RuntimeError(result.stderr)
-    with pg.connect() as conn:
-        row = conn.execute(
-            "SELECT coalesce(sum(total_exec_time), 0), coalesce(sum(calls), 0)::int FROM pg_stat_statements "
-            "WHERE query LIKE '%pg_blocking_pids%' OR query LIKE '%FROM pg_locks%'"
-        ).fetchone()
-    assert row is not None
-    return wall, float(row[0]), int(row[1])
+    parts = statement_ms(pg)
+    return wall, sum(parts.values()), parts
 
 
 def bench(version: str, sizes: list[int], waiters: int, repeat: int, self_join_timeout: float) -> None:
@@ -112,9 +139,9 @@ def bench(version: str, sizes: list[int], waiters: int, repeat: int, self_join_t
         sql = {name: queries.load(name, qv) for name in ("locks_activity", "locks_waits", "locks_summary")}
         print(f"\nPostgreSQL {conn.execute('SHOW server_version').fetchone()[0]}: {waiters} waiters")  # type: ignore[index]
         head = (
-            f"{'entries':>8} {'bare ms':>8} {'activity':>9} {'waits':>8} {'summary':>8} {'self-join':>10} "
-            f"{'sj rows':>9} | {'e2e s':>6} {'srv ms':>7} {'stmts':>5} | {'--fast s':>8} {'srv ms':>7} | "
-            f"{'--all s':>7} {'srv ms':>7}"
+            f"{'entries':>8} | {'bare':>6} {'activity':>8} {'waits':>7} {'summary':>7} {'self-join':>9} "
+            f"{'sj rows':>8} | {'bare*':>6} {'activ*':>7} {'waits*':>7} {'total*':>7} {'wall s':>6} | "
+            f"{'fast*':>6} {'wall s':>6} | {'all*':>6} {'wall s':>6}"
         )
         print(head)
         have = 0
@@ -136,14 +163,19 @@ def bench(version: str, sizes: list[int], waiters: int, repeat: int, self_join_t
             except psycopg.errors.QueryCanceled:
                 sj, sj_rows = f">{self_join_timeout * 1000:.0f}", "?"
             conn.execute("RESET statement_timeout")
-            runs = [run_pgdoctor(pg) for _ in range(3)]
-            wall, srv, stmts = min(runs)
-            fast = min(run_pgdoctor(pg, "--fast") for _ in range(3))
-            full = min(run_pgdoctor(pg, "--all") for _ in range(2))
+            fresh = statistics.median(bare_fresh(pg) for _ in range(5))
+            runs = sorted((run_pgdoctor(pg) for _ in range(5)), key=lambda r: r[1])
+            wall = statistics.median(r[0] for r in runs)
+            _, total, parts = runs[len(runs) // 2]
+            fast = [run_pgdoctor(pg, "--fast") for _ in range(5)]
+            full = [run_pgdoctor(pg, "--all") for _ in range(3)]
+            fast_ms, fast_s = statistics.median(f[1] for f in fast), statistics.median(f[0] for f in fast)
+            all_ms, all_s = statistics.median(f[1] for f in full), statistics.median(f[0] for f in full)
             print(
-                f"{entries:>8} {bare:>8.2f} {activity:>9.2f} {waits:>8.1f} {summary:>8.1f} {sj:>10} "
-                f"{sj_rows:>9} | {wall:>6.2f} {srv:>7.1f} {stmts:>5} | {fast[0]:>8.2f} {fast[1]:>7.2f} | "
-                f"{full[0]:>7.2f} {full[1]:>7.1f}",
+                f"{entries:>8} | {bare:>6.2f} {activity:>8.2f} {waits:>7.1f} {summary:>7.1f} {sj:>9} "
+                f"{sj_rows:>8} | {fresh:>6.2f} {parts['activity']:>7.2f} "
+                f"{parts['waits']:>7.1f} {total:>7.1f} {wall:>6.2f} | "
+                f"{fast_ms:>6.2f} {fast_s:>6.2f} | {all_ms:>6.1f} {all_s:>6.2f}",
                 flush=True,
             )
         conn.close()
@@ -160,8 +192,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--self-join-timeout", type=float, default=20.0)
     args = parser.parse_args()
+    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    print(
+        "columns: EXPLAIN ANALYZE medians in ms (bare, activity, waits, summary, self-join); "
+        "* = pg_stat_statements ms in a fresh connection, as pgdoctor runs (medians of 5 runs); "
+        "wall s = whole pgdoctor process"
+    )
     for version in args.versions:
         bench(version, args.sizes, args.waiters, args.repeat, args.self_join_timeout)
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

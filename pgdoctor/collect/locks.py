@@ -2,9 +2,8 @@
 
 Cost model: `pg_blocking_pids()` over the sessions that wait on a lock is cheap whatever the size of
 the lock table; `pg_locks` (`pg_lock_status()`) materialises every entry of it (about a microsecond
-each) whatever the WHERE clause. So `locks_activity` never touches pg_locks (and `locks_names` names
-the few sessions kept), `locks_waits` reads it once and only when someone waits, and `locks_summary`
-(`--all`) reads it once more only when asked.
+each) whatever the WHERE clause. So `locks_activity` never touches pg_locks, `locks_waits` reads it
+once and only when someone waits, and `locks_summary` (`--all`) reads it once more only when asked.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from pgdoctor.db import Database
 
 QUERIES = {
     "locks_activity": queries.SERVER_VERSIONS,
-    "locks_names": queries.SERVER_VERSIONS,
     "locks_waits": queries.SERVER_VERSIONS,
     "locks_summary": queries.SERVER_VERSIONS,
 }
@@ -109,64 +107,13 @@ class LocksData:
     summary: list[SummaryRow] | None  # None unless asked for (--all; snapshots always hold it)
 
 
-@dataclass(frozen=True)
-class _ActivityRow:
-    pid: int
-    backend_type: str
-    datid: int | None
-    usesysid: int | None
-    application_name: str
-    state: str | None
-    wait_event_type: str | None
-    wait_event: str | None
-    xact_age_s: float | None
-    query_age_s: float | None
-    state_age_s: float | None
-    query: str | None
-    blocked_by: list[int]
-
-
-@dataclass(frozen=True)
-class _Name:
-    kind: str
-    oid: int
-    name: str
-
-
-def in_picture(rows: list[_ActivityRow]) -> list[_ActivityRow]:
+def in_picture(rows: list[LockSession]) -> list[LockSession]:
     """The sessions that wait on a lock, and the ones they wait on."""
     blockers = {pid for r in rows for pid in r.blocked_by}
-    return [r for r in rows if r.wait_event_type == "Lock" or r.blocked_by or r.pid in blockers]
-
-
-def sessions_of(db: Database, version: queries.Version) -> list[LockSession]:
-    rows = sorted(
-        in_picture(db.rows(queries.load("locks_activity", version), _ActivityRow)), key=lambda r: r.pid
+    return sorted(
+        (r for r in rows if r.wait_event_type == "Lock" or r.blocked_by or r.pid in blockers),
+        key=lambda r: r.pid,
     )
-    names: dict[tuple[str, int], str] = {}
-    if rows:
-        datids = sorted({r.datid for r in rows if r.datid is not None})
-        roles = sorted({r.usesysid for r in rows if r.usesysid is not None})
-        for n in db.rows(queries.load("locks_names", version), _Name, [datids, roles]):
-            names[(n.kind, n.oid)] = n.name
-    return [
-        LockSession(
-            pid=r.pid,
-            backend_type=r.backend_type,
-            datname=names.get(("database", r.datid)) if r.datid is not None else None,
-            usename=names.get(("role", r.usesysid)) if r.usesysid is not None else None,
-            application_name=r.application_name,
-            state=r.state,
-            wait_event_type=r.wait_event_type,
-            wait_event=r.wait_event,
-            xact_age_s=r.xact_age_s,
-            query_age_s=r.query_age_s,
-            state_age_s=r.state_age_s,
-            query=r.query,
-            blocked_by=r.blocked_by,
-        )
-        for r in rows
-    ]
 
 
 @dataclass(frozen=True)
@@ -224,7 +171,7 @@ def collect(db: Database, *, details: bool = True, summary: bool = True) -> Lock
     Snapshots take both."""
     version = queries.server_version(db.server_version_num)
     server = collect_server(db, SETTINGS)
-    sessions = sessions_of(db, version)
+    sessions = in_picture(db.rows(queries.load("locks_activity", version), LockSession))
     waits: list[WaitLock] | None = None
     stats: LockTableStats | None = None
     if details:

@@ -2,17 +2,17 @@
 -- pgdoctor keeps the waiters and the sessions they wait on. Ages in seconds by the server's clock.
 -- Cost: this is the bare `SELECT pid, pg_blocking_pids(pid) FROM pg_stat_activity WHERE
 -- wait_event_type = 'Lock'` plus a few columns. pg_blocking_pids() is asked only for sessions that
--- wait on a lock; pg_locks is not read. datid/usesysid rather than datname/usename: the names cost two
--- joins over every backend, so they are looked up (locks_names) for the few sessions kept. Picking
--- the blockers out here would need the union of all blocked_by arrays (a materialised CTE): dearer
--- than sending the rows. A role without pg_read_all_stats sees other roles' sessions without
--- wait_event_type (query '<insufficient privilege>'); pg_blocking_pids() needs no privilege, so it is
+-- wait on a lock; pg_locks is not read. The role name comes from pg_get_userbyid() (a syscache
+-- lookup) rather than the view's join with pg_authid. Picking the blockers out here would need the
+-- union of all blocked_by arrays (a materialised CTE over every backend): dearer than sending the
+-- rows. A role without pg_read_all_stats sees other roles' sessions without wait_event_type (query
+-- '<insufficient privilege>'); pg_blocking_pids() needs no privilege, so it is
 -- asked for those too and the picture stays whole (a privileged role has no such sessions).
 SELECT
     a.pid,
     coalesce(a.backend_type, '') AS backend_type,
-    a.datid::bigint AS datid,
-    a.usesysid::bigint AS usesysid,
+    a.datname::text AS datname,
+    pg_get_userbyid(a.usesysid)::text AS usename,
     coalesce(a.application_name, '') AS application_name,
     a.state,
     a.wait_event_type,
