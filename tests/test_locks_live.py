@@ -15,7 +15,7 @@ from pgdoctor.collect.locks import _WaitsRow
 from pgdoctor.db import connect
 from tests.conftest import run_cli
 from tests.incidents import Sessions, wait_for_active, wait_for_lock_waits
-from tests.pgcluster import Cluster
+from tests.pgcluster import VERSIONS, Cluster, running_cluster
 
 pytestmark = pytest.mark.server
 
@@ -464,3 +464,30 @@ def test_privilege_and_bad_input(pg: Cluster, sessions: Sessions, accounts: str)
         psycopg.connect(pg.dsn(dbname="no_such_db")).close()
     missing = run_cli("locks", "-d", pg.dsn(dbname="no_such_db"))
     assert missing.returncode == 3 and missing.stderr.startswith("error: ")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_prepared_transaction_as_root(version: str) -> None:
+    """pg_blocking_pids() reports a prepared transaction as pid 0: a root of its own kind."""
+    with running_cluster(version, settings={"max_prepared_transactions": 2}, preload=False) as pg:
+        pg.sql("CREATE TABLE t (id int PRIMARY KEY, v int)")
+        pg.sql("INSERT INTO t VALUES (1, 0)")
+        with pg.connect() as conn:
+            conn.execute("BEGIN")
+            conn.execute("UPDATE t SET v = 1 WHERE id = 1")
+            conn.execute("PREPARE TRANSACTION 'nightly'")
+        sessions = Sessions(pg)
+        try:
+            waiter = sessions.send("api", "UPDATE t SET v = 2 WHERE id = 1")
+            wait_for_lock_waits(pg, [waiter])
+            _, doc = locks_json(pg)
+            check_against_server(pg, doc)
+            (root,) = doc["roots"]
+            assert (root["pid"], root["kind"], root["blocks_total"]) == (0, "prepared", 1)
+            assert "pg_prepared_xacts" in root["action"] and "ROLLBACK PREPARED" in root["action"]
+            assert doc["waiting"][0]["blocked_by"] == [0]
+            plain = run_cli("locks", "-d", pg.dsn(), "--format", "plain").stdout
+            assert "a prepared transaction (pid 0)" in plain
+        finally:
+            pg.sql("ROLLBACK PREPARED 'nightly'")
+            sessions.close()
