@@ -137,7 +137,6 @@ def roots_table(report: LocksReport, full: bool) -> Table:
         Column("blocks", "right"),
         Column("blocks in all", "right"),
         Column("last query"),
-        Column("to free its locks (pgdoctor never runs this)"),
     ]
     rows: list[list[Cell]] = [
         [
@@ -149,12 +148,22 @@ def roots_table(report: LocksReport, full: bool) -> Table:
             age(r.xact_age_s),
             r.blocks_direct,
             r.blocks_total,
-            shorten(r.query, 0 if full else 60),
-            r.action,
+            shorten(r.query, 0 if full else 50),
         ]
         for r in report.roots
     ]
     return Table("Root blockers", columns, rows)
+
+
+def actions_text(report: LocksReport) -> Text:
+    """The SQL that frees each root blocker, one whole line each (never cut by a table's width)."""
+    lines = ["To free them (pgdoctor prints this, it never runs it):"]
+    for r in report.roots:
+        if r.action:
+            lines.append(
+                f"  {r.action}  -- {r.application_name or r.kind}, {root_state(r)}, holds up {r.blocks_total}"
+            )
+    return Text(lines)
 
 
 def waiting_table(report: LocksReport, full: bool) -> Table:
@@ -249,6 +258,7 @@ def document(report: LocksReport, *, full: bool = False, show_all: bool = False)
         sections.append(trees_section(report, width))
     if report.roots:
         sections.append(roots_table(report, full))
+        sections.append(actions_text(report))
     primary = len(sections)
     sections.append(waiting_table(report, full))
     if show_all and report.summary is not None:
