@@ -7,6 +7,7 @@ import sys
 import typer
 
 from pgdoctor.commands.connections import connections
+from pgdoctor.commands.locks import locks
 from pgdoctor.commands.recommend import recommend
 from pgdoctor.commands.snapshot import snapshot
 from pgdoctor.errors import EXIT_CODES_HELP, ExitCode, PgDoctorError
@@ -21,6 +22,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command()(connections)
+app.command()(locks)
 app.command()(recommend)
 app.command()(snapshot)
 

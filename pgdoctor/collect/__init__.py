@@ -9,5 +9,6 @@ from __future__ import annotations
 
 DATASETS: dict[str, str] = {
     "connections": "pgdoctor.collect.connections:collect",
+    "locks": "pgdoctor.collect.locks:collect",
     "settings": "pgdoctor.collect.settings:collect",
 }
