@@ -65,3 +65,16 @@ def test_snapshot_and_dsn_together_is_usage_error() -> None:
     result = run_cli("connections", "--snapshot", str(GOOD), "-d", "host=x")
     assert result.returncode == 2
     assert "either --dsn or --snapshot" in result.stderr
+
+
+def test_snapshot_file_gets_ordinary_permissions(tmp_path: Path) -> None:
+    import os
+
+    from pgdoctor.snapshot import save
+
+    target = tmp_path / "snap.json"
+    save({"format": "pgdoctor-snapshot", "format_version": 1, "datasets": {}}, target)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["snap.json"]  # no temp file left behind
