@@ -7,6 +7,7 @@ import sys
 import typer
 
 from pgdoctor.commands.connections import connections
+from pgdoctor.commands.slow_queries import slow_queries
 from pgdoctor.commands.snapshot import snapshot
 from pgdoctor.errors import EXIT_CODES_HELP, ExitCode, PgDoctorError
 
@@ -20,6 +21,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command()(connections)
+app.command(name="slow-queries")(slow_queries)
 app.command()(snapshot)
 
 

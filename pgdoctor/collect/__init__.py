@@ -9,4 +9,5 @@ from __future__ import annotations
 
 DATASETS: dict[str, str] = {
     "connections": "pgdoctor.collect.connections:collect",
+    "statements": "pgdoctor.collect.statements:collect",
 }
