@@ -85,8 +85,9 @@ def workload_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def statement(doc: dict[str, Any], sql: str) -> dict[str, Any]:
-    (found,) = [s for s in doc["statements"] if s["query"] == sql.replace("%s", "$1")]
-    return found
+    found: list[dict[str, Any]] = [s for s in doc["statements"] if s["query"] == sql.replace("%s", "$1")]
+    assert len(found) == 1, sql
+    return found[0]
 
 
 @pytest.mark.parametrize("sort", list(SERVER_ORDER))
