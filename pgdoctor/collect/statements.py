@@ -277,28 +277,34 @@ def _unavailable(found: Availability, exc: PgDoctorError, sqlstate: str | None) 
 
 
 class _Reader:
-    """The SQL for one installed extension version, composed from queries/statements*/."""
+    """The SQL for one installed extension version, composed from queries/statements*/.
+
+    The version's column set reads the function behind the view: pg_stat_statements(true) where query
+    texts are needed, pg_stat_statements(false) where they are not (it skips reading the texts file).
+    """
 
     def __init__(self, version: str, schema_ident: str) -> None:
         self.version = queries.parse_version(version)
-        self.view = f"{schema_ident}.pg_stat_statements"
+        function = f"{schema_ident}.pg_stat_statements"
         self.info_view = f"{schema_ident}.pg_stat_statements_info"
-        self.columns = queries.load("statements", self.version).replace("{pgss}", self.view)
+        columns = queries.load("statements", self.version)
+        self.with_text = columns.replace("{pgss}", f"{function}(true)")
+        self.without_text = columns.replace("{pgss}", f"{function}(false)")
 
-    def top_sql(self, sort: str, source: str) -> str:
+    def top_sql(self, sort: str, interval: bool) -> str:
+        """The top statements in `sort` order: cumulative, or over the interval (delta)."""
+        name = "statements_delta" if interval else "statements_cumulative"
+        source = queries.load(name, self.version)
         order = ORDER[sort]  # a fixed column name, never user text
         return (
-            queries.load("statements_top", self.version).replace("{source}", source).replace("{order}", order)
+            queries.load("statements_top", self.version)
+            .replace("{source_counts}", source.replace("{statements}", self.without_text))
+            .replace("{source}", source.replace("{statements}", self.with_text))
+            .replace("{order}", order)
         )
 
-    def cumulative(self) -> str:
-        return queries.load("statements_cumulative", self.version).replace("{statements}", self.columns)
-
-    def delta(self) -> str:
-        return queries.load("statements_delta", self.version).replace("{statements}", self.columns)
-
     def baseline(self) -> str:
-        return queries.load("statements_baseline", self.version).replace("{statements}", self.columns)
+        return queries.load("statements_baseline", self.version).replace("{statements}", self.without_text)
 
     def info(self) -> str | None:
         if self.version < (1, 9):
@@ -362,15 +368,12 @@ def collect(
         reader = _Reader(found.version, schema_ident)
         params: dict[str, Any] = {"limit": limit, "database": database, "user": user}
         try:
-            if interval_s is None:
-                source = reader.cumulative()
-            else:
+            if interval_s is not None:
                 baseline = db.rows(reader.baseline(), _BaselineRow)
                 sleep(interval_s)
                 params.update(_baseline_params(baseline))
-                source = reader.delta()
             for sort in sorts:
-                tops[sort] = _top(db, reader.top_sql(sort, source), params)
+                tops[sort] = _top(db, reader.top_sql(sort, interval_s is not None), params)
             info_sql = reader.info()
             if info_sql is not None:
                 info = db.rows(info_sql, InfoRow)[0]
