@@ -156,6 +156,9 @@ def statements_workload(cluster: Cluster, lookups: int = 1000, updates: int = 10
         ensure_role(cluster, role)
     ensure_database(cluster, SHOP_DB, SHOP_ROLE)
     ensure_database(cluster, ANALYTICS_DB, REPORT_ROLE)
+    # another test may have made the database first
+    cluster.sql(f"GRANT ALL ON SCHEMA public TO {SHOP_ROLE}", dbname=SHOP_DB)
+    cluster.sql(f"GRANT ALL ON SCHEMA public TO {REPORT_ROLE}", dbname=ANALYTICS_DB)
     with cluster.connect(user=SHOP_ROLE, dbname=SHOP_DB) as conn:
         conn.execute("DROP TABLE IF EXISTS orders, counters")
         conn.execute("CREATE TABLE orders (id int PRIMARY KEY, customer int, total numeric)")

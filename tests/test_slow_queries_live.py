@@ -297,7 +297,7 @@ def test_extension_in_another_schema_and_a_role_without_usage(workload: Cluster)
     code, doc = slow_json(workload, user=LITE_ROLE, dbname="locked", codes=(4,))
     assert (code, doc["status"]) == (4, "no_access")
     assert doc["findings"][0]["code"] == "extension_no_access"
-    assert "GRANT USAGE ON SCHEMA Stats Ext TO lite_monitor" in doc["findings"][0]["advice"]
+    assert 'GRANT USAGE ON SCHEMA "Stats Ext" TO lite_monitor;' in doc["findings"][0]["advice"]
 
 
 def test_role_without_pg_read_all_stats(workload: Cluster, sessions: Sessions) -> None:

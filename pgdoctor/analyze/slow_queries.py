@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -220,6 +221,13 @@ def to_running(row: RunningRow) -> Running:
     )
 
 
+def _ident(name: str) -> str:
+    """An SQL identifier as it must be written in the advice (quoted unless plain lower case)."""
+    if re.fullmatch(r"[a-z_][a-z0-9_$]*", name):
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
 def availability_finding(ext: Availability, server: ServerInfo) -> Finding | None:
     """Exactly why pg_stat_statements cannot be read, and what to run or change."""
     db = ext.database
@@ -264,15 +272,16 @@ def availability_finding(ext: Availability, server: ServerInfo) -> Finding | Non
             "database where it exists",
         )
     if ext.status == NO_ACCESS:
-        schema = ext.schema or "public"
+        schema = _ident(ext.schema or "public")
+        role = _ident(server.current_user)
         return Finding(
             Severity.CRITICAL,
             "extension_no_access",
             "pg_stat_statements",
             f"role {server.current_user} may not read {schema}.pg_stat_statements in database {db} "
             f"({ext.detail})",
-            f"GRANT USAGE ON SCHEMA {schema} TO {server.current_user}; GRANT SELECT ON "
-            f"{schema}.pg_stat_statements, {schema}.pg_stat_statements_info TO {server.current_user};",
+            f"GRANT USAGE ON SCHEMA {schema} TO {role}; GRANT SELECT ON "
+            f"{schema}.pg_stat_statements, {schema}.pg_stat_statements_info TO {role};",
         )
     if ext.status == UNSUPPORTED:
         return Finding(

@@ -2,7 +2,7 @@
 -- queries/statements_top. Key (userid, dbid, toplevel, queryid). A statement that appeared since, or
 -- was evicted and came back (its calls went down, or on 1.11+ its stats_since is newer), counts whole
 -- (appeared). Baseline statements no longer there were evicted (or reset): counted, then dropped.
--- Statements whose queryid is hidden from this role cannot be matched: they get calls = 0.
+-- Statements whose queryid is hidden from this role cannot be matched: they get calls = plans = 0.
 WITH cur AS MATERIALIZED (
     {statements}
 ), base AS (
@@ -27,7 +27,7 @@ SELECT /* pgdoctor */
     c.query,
     CASE WHEN c.queryid IS NULL THEN 0 ELSE c.calls - coalesce(b.calls, 0) END AS calls,
     c.total_exec_ms - coalesce(b.total_exec_ms, 0) AS total_exec_ms,
-    c.plans - coalesce(b.plans, 0) AS plans,
+    CASE WHEN c.queryid IS NULL THEN 0 ELSE c.plans - coalesce(b.plans, 0) END AS plans,
     c.total_plan_ms - coalesce(b.total_plan_ms, 0) AS total_plan_ms,
     c.rows - coalesce(b.rows, 0) AS rows,
     c.shared_blks_hit - coalesce(b.shared_blks_hit, 0) AS shared_blks_hit,
