@@ -9,6 +9,7 @@ import typer
 from pgdoctor.commands.connections import connections
 from pgdoctor.commands.locks import locks
 from pgdoctor.commands.recommend import recommend
+from pgdoctor.commands.slow_queries import slow_queries
 from pgdoctor.commands.snapshot import snapshot
 from pgdoctor.errors import EXIT_CODES_HELP, ExitCode, PgDoctorError
 
@@ -23,6 +24,7 @@ app = typer.Typer(
 )
 app.command()(connections)
 app.command()(locks)
+app.command(name="slow-queries")(slow_queries)
 app.command()(recommend)
 app.command()(snapshot)
 

@@ -105,3 +105,82 @@ def wait_for_lock_waits(cluster: Cluster, pids: Iterable[int], timeout: float = 
 def wait_for_active(cluster: Cluster, pids: Iterable[int], timeout: float = 10.0) -> None:
     """Block until every pid in `pids` is running a statement."""
     _wait_for_state(cluster, pids, "state = 'active'", "be active", timeout)
+
+
+# --- pg_stat_statements workloads (pgdoctor slow-queries) -----------------------------------------
+
+SHOP_ROLE = "shop_app"
+REPORT_ROLE = "report_app"
+SHOP_DB = "shop"
+ANALYTICS_DB = "analytics"
+LOOKUP_SQL = "SELECT id, total FROM orders WHERE customer = %s"
+UPDATE_SQL = "UPDATE counters SET n = n + 1 WHERE id = %s"
+SORT_SQL = "SELECT id, payload FROM events ORDER BY payload DESC"
+SCAN_SQL = "SELECT count(*) FROM big_events WHERE payload LIKE %s"
+
+
+def ensure_role(cluster: Cluster, role: str) -> None:
+    cluster.sql(
+        f"DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN "
+        f"CREATE ROLE {role} LOGIN; END IF; END$$"
+    )
+
+
+def ensure_database(cluster: Cluster, name: str, owner: str = "postgres") -> None:
+    if not cluster.sql("SELECT 1 FROM pg_database WHERE datname = %s", [name]):
+        cluster.sql(f"CREATE DATABASE {name} OWNER {owner}")
+
+
+def restart(cluster: Cluster) -> None:
+    """Restart the server (fast shutdown): shared buffers start empty; pg_stat_statements keeps its data."""
+    cluster._run(
+        [str(cluster.bin / "pg_ctl"), "-D", str(cluster.data), "-l", str(cluster.base / "log"), "-m", "fast",
+         "-w", "restart"]
+    )  # fmt: skip
+
+
+def statements_workload(cluster: Cluster, lookups: int = 1000, updates: int = 1000, sorts: int = 3) -> None:
+    """The slow-queries incident, for real: after a reset of pg_stat_statements,
+    - shop_app in database shop: an unindexed lookup (Seq Scan over 20,000 orders) called `lookups` times,
+      and a hot single-row update called `updates` times;
+    - report_app in database analytics: a sort larger than its work_mem (64kB: temp files) `sorts`
+      times, and a scan of a table larger than a quarter of shared_buffers (read through a small ring
+      buffer, so a low hit ratio) 3 times.
+    """
+    for role in (SHOP_ROLE, REPORT_ROLE):
+        ensure_role(cluster, role)
+    ensure_database(cluster, SHOP_DB, SHOP_ROLE)
+    ensure_database(cluster, ANALYTICS_DB, REPORT_ROLE)
+    # another test may have made the database first
+    cluster.sql(f"GRANT ALL ON SCHEMA public TO {SHOP_ROLE}", dbname=SHOP_DB)
+    cluster.sql(f"GRANT ALL ON SCHEMA public TO {REPORT_ROLE}", dbname=ANALYTICS_DB)
+    with cluster.connect(user=SHOP_ROLE, dbname=SHOP_DB) as conn:
+        conn.execute("DROP TABLE IF EXISTS orders, counters")
+        conn.execute("CREATE TABLE orders (id int PRIMARY KEY, customer int, total numeric)")
+        conn.execute("INSERT INTO orders SELECT g, g % 5000, g * 1.5 FROM generate_series(1, 20000) g")
+        conn.execute("CREATE TABLE counters (id int PRIMARY KEY, n int)")
+        conn.execute("INSERT INTO counters SELECT g, 0 FROM generate_series(1, 10) g")
+        conn.execute("VACUUM ANALYZE orders, counters")
+    with cluster.connect(user=REPORT_ROLE, dbname=ANALYTICS_DB) as conn:
+        conn.execute("DROP TABLE IF EXISTS events, big_events")
+        conn.execute("CREATE TABLE events (id int, payload text)")
+        conn.execute("INSERT INTO events SELECT g, md5(g::text) FROM generate_series(1, 20000) g")
+        # more than shared_buffers / 4 (64MB / 4): sequential scans of it go through a 256kB ring
+        conn.execute("CREATE TABLE big_events (id int, payload text)")
+        conn.execute(
+            "INSERT INTO big_events SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 160000) g"
+        )
+        conn.execute("VACUUM ANALYZE events, big_events")
+    restart(cluster)  # empty shared buffers: big_events is then read through its ring buffer
+    cluster.sql("SELECT pg_stat_statements_reset()")
+    with cluster.connect(user=SHOP_ROLE, dbname=SHOP_DB) as conn:
+        for i in range(lookups):
+            conn.execute(LOOKUP_SQL, [i % 5000])
+        for i in range(updates):
+            conn.execute(UPDATE_SQL, [i % 10 + 1])
+    with cluster.connect(user=REPORT_ROLE, dbname=ANALYTICS_DB) as conn:
+        conn.execute("SET work_mem = '64kB'")
+        for _ in range(sorts):
+            conn.execute(SORT_SQL).fetchall()
+        for _ in range(3):
+            conn.execute(SCAN_SQL, ["zz%"])

@@ -11,4 +11,5 @@ DATASETS: dict[str, str] = {
     "connections": "pgdoctor.collect.connections:collect",
     "locks": "pgdoctor.collect.locks:collect",
     "settings": "pgdoctor.collect.settings:collect",
+    "statements": "pgdoctor.collect.statements:collect",
 }

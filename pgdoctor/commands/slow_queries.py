@@ -1,0 +1,145 @@
+"""`pgdoctor slow-queries`: what eats the server's time (pg_stat_statements, every version)."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from pgdoctor.errors import ExitCode, PgDoctorError
+from pgdoctor.options import (
+    DsnOpt,
+    FailOn,
+    FailOnOpt,
+    FormatOpt,
+    FullOpt,
+    SnapshotOpt,
+    TimeoutOpt,
+    exit_code,
+    obtain,
+)
+from pgdoctor.render.document import Format
+
+MAX_INTERVAL_S = 3600.0
+_INTERVAL = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|min|h)?\s*$", re.IGNORECASE)
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+class Sort(StrEnum):
+    TOTAL = "total"
+    MEAN = "mean"
+    CALLS = "calls"
+    ROWS = "rows"
+    IO = "io"
+    TEMP = "temp"
+    PLAN = "plan"
+
+
+def parse_interval(text: str) -> float:
+    """'30s', '2m', '500ms', '1h' or plain seconds ('45', '0.5') -> seconds; else a usage error."""
+    m = _INTERVAL.match(text)
+    if not m:
+        raise PgDoctorError(
+            f"invalid --interval {text!r}: give a duration such as 30s, 2m, 500ms or plain seconds",
+            ExitCode.USAGE,
+        )
+    seconds = float(m.group(1)) * _UNIT_S[(m.group(2) or "s").lower()]
+    if seconds <= 0 or seconds > MAX_INTERVAL_S:
+        raise PgDoctorError(
+            f"invalid --interval {text!r}: must be more than 0 and at most {MAX_INTERVAL_S:g}s",
+            ExitCode.USAGE,
+        )
+    return seconds
+
+
+def slow_queries(
+    dsn: DsnOpt = None,
+    snapshot: SnapshotOpt = None,
+    fmt: FormatOpt = Format.AUTO,
+    timeout: TimeoutOpt = 5.0,
+    fail_on: FailOnOpt = FailOn.NEVER,
+    full: FullOpt = False,
+    sort: Annotated[Sort, typer.Option("--sort", help="Order statements by this.", case_sensitive=False)] = (
+        Sort.TOTAL
+    ),
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="How many statements.")] = 10,
+    database: Annotated[
+        str | None, typer.Option("--database", help="Only statements run in this database.")
+    ] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Only statements run by this role.")] = None,
+    interval: Annotated[
+        str | None,
+        typer.Option(
+            "--interval",
+            help="Read twice this far apart (30s, 2m, 500ms) and report the difference: slow right now, "
+            "not since the last reset.",
+            show_default=False,
+        ),
+    ] = None,
+    running_min: Annotated[
+        float, typer.Option(help="List statements running now for at least this many seconds.")
+    ] = 1.0,
+    running_warn: Annotated[
+        float, typer.Option(help="Seconds a running statement may take before a warning.")
+    ] = 60.0,
+    share_warn_pct: Annotated[
+        float, typer.Option(help="Warn when one statement takes this % of all statement time.")
+    ] = 30.0,
+    share_crit_pct: Annotated[float, typer.Option(help="...critical at this %.")] = 60.0,
+    mean_warn_ms: Annotated[
+        float, typer.Option(help="Slow and frequent: mean time per call at least this (ms)...")
+    ] = 10.0,
+    calls_min: Annotated[int, typer.Option(help="...with at least this many calls.")] = 1000,
+    hit_ratio_min: Annotated[float, typer.Option(help="Warn below this shared-buffer hit ratio (%).")] = 90.0,
+    reset_recent: Annotated[
+        float, typer.Option(help="Say so when the statistics were reset less than this many seconds ago.")
+    ] = 3600.0,
+) -> None:
+    """What eats the server's time: top statements from pg_stat_statements, and what runs now."""
+    from pgdoctor.analyze.slow_queries import analyze
+    from pgdoctor.collect.statements import StatementsData
+    from pgdoctor.render import slow_queries as render
+    from pgdoctor.render.document import emit, emit_json
+
+    interval_s = parse_interval(interval) if interval is not None else None
+    if snapshot is not None:
+        if interval_s is not None:
+            raise PgDoctorError(
+                "--interval reads a live server twice; it cannot be used with --snapshot", ExitCode.USAGE
+            )
+        data = obtain("statements", StatementsData, dsn, snapshot, timeout)
+    else:
+        from pgdoctor.collect.statements import collect
+        from pgdoctor.db import connect
+
+        with connect(dsn, timeout) as db:
+            data = collect(
+                db, sorts=(sort.value,), limit=limit, database=database, user=user, interval_s=interval_s
+            )
+    report = analyze(
+        data,
+        sort=sort.value,
+        limit=limit,
+        database=database,
+        user=user,
+        running_min_s=running_min,
+        running_warn_s=running_warn,
+        share_warn_pct=share_warn_pct,
+        share_crit_pct=share_crit_pct,
+        mean_warn_ms=mean_warn_ms,
+        calls_min=calls_min,
+        hit_ratio_min_pct=hit_ratio_min,
+        reset_recent_s=reset_recent,
+    )
+    if fmt is Format.JSON:
+        emit_json(render.to_json(report))
+    else:
+        emit(render.document(report, full=full), fmt)
+    code = exit_code(report.findings, fail_on)
+    if report.exit_code == ExitCode.UNAVAILABLE or report.extension.status == "no_access":
+        code = report.exit_code
+    elif report.exit_code:
+        code = code or report.exit_code
+    raise typer.Exit(code)
