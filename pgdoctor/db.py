@@ -6,7 +6,7 @@ psycopg is imported here and only here, so commands that never touch a server do
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -18,6 +18,20 @@ if TYPE_CHECKING:
     import psycopg
 
 T = TypeVar("T")
+
+# Every statement pgdoctor sends carries this comment after its first keyword, so `slow-queries` can
+# leave pgdoctor's own statements out of pg_stat_statements. (pg_stat_statements stores a statement's
+# text from its first token: a comment in front of it is lost. The queryid ignores comments.)
+MARKER = "/* pgdoctor */"
+_FIRST_WORD = re.compile(r"^(\s*(?:--[^\n]*\n\s*)*)([A-Za-z]+)")
+
+
+def mark(sql: str) -> str:
+    """`SELECT …` -> `SELECT /* pgdoctor */ …`, past any leading `--` comment lines."""
+    if MARKER in sql:
+        return sql
+    return _FIRST_WORD.sub(lambda m: f"{m.group(1)}{m.group(2)} {MARKER}", sql, count=1)
+
 
 RESERVED_SLOTS_HELP = (
     "the server has no ordinary connection slot left (max_connections minus "
@@ -42,20 +56,22 @@ class Database:
     def major(self) -> int:
         return self.server_version_num // 10000
 
-    def rows(self, sql: str, row_type: type[T], params: Sequence[Any] | None = None) -> list[T]:
+    def rows(
+        self, sql: str, row_type: type[T], params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> list[T]:
         """Run one query and return its rows as `row_type` (a frozen dataclass)."""
         from psycopg.rows import class_row
 
         with self.conn.cursor(row_factory=class_row(row_type)) as cur:
             try:
-                cur.execute(sql.encode(), params)
+                cur.execute(mark(sql).encode(), params)
             except Exception as exc:
                 raise query_error(exc, self.timeout_s) from exc
             return cur.fetchall()
 
-    def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+    def scalar(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> Any:
         try:
-            row = self.conn.execute(sql.encode(), params).fetchone()
+            row = self.conn.execute(mark(sql).encode(), params).fetchone()
         except Exception as exc:
             raise query_error(exc, self.timeout_s) from exc
         return None if row is None else row[0]
@@ -80,10 +96,13 @@ def connect(dsn: str | None, timeout_s: float = 5.0) -> Iterator[Database]:
     try:
         # Each statement runs in its own read-only transaction; pgdoctor never holds a snapshot open,
         # never waits behind a lock for long, and never writes.
-        conn.execute(
-            f"SET default_transaction_read_only = on; SET statement_timeout = {ms}; "
-            f"SET lock_timeout = {min(ms, 1000)}; SET idle_in_transaction_session_timeout = {ms}".encode()
-        )
+        settings = {
+            "default_transaction_read_only": "on",
+            "statement_timeout": ms,
+            "lock_timeout": min(ms, 1000),
+            "idle_in_transaction_session_timeout": ms,
+        }
+        conn.execute("; ".join(f"SET {MARKER} {k} = {v}" for k, v in settings.items()).encode())
         yield Database(conn, timeout_s)
     except psycopg.Error as exc:
         raise query_error(exc, timeout_s) from exc

@@ -18,7 +18,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from pgdoctor import queries
 from pgdoctor.collect.server import ServerInfo, collect_server
@@ -314,7 +314,7 @@ class _Reader:
 
 def _top(db: Database, sql: str, params: dict[str, Any]) -> Top:
     # named placeholders: psycopg takes a mapping where Database.rows' hint says Sequence
-    rows = db.rows(sql, _RankedRow, cast(Any, params))
+    rows = db.rows(sql, _RankedRow, params)
     statements = [StatementRow(**{name: getattr(r, name) for name in _STATEMENT_FIELDS}) for r in rows]
     if not rows:
         return Top(totals=None, statements=[])
