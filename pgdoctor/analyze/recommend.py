@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
 from pgdoctor.collect.connections import ConnectionsData
@@ -116,6 +116,37 @@ def _num(rows: dict[str, FullSettingRow], name: str, default: float) -> float:
 def _bytes(rows: dict[str, FullSettingRow], name: str) -> int:
     row = rows.get(name)
     return (setting_bytes(row.setting, row.unit) or 0) if row else 0
+
+
+def cap_work_mem(mem: MemoryCheck) -> int | None:
+    """The largest work_mem (kB) whose worst case leaves memory.HEADROOM_WARN_PCT of the RAM free, when
+    pgtune's figure does not (its (RAM - shared_buffers) / 3 per connection, times PostgreSQL 15's
+    hash_mem_multiplier of 2, plus autovacuum, can reach the whole RAM), but not below 4MB; None when it
+    already fits."""
+    if mem.ram_bytes is None or mem.headroom_pct is None or mem.headroom_pct >= memory.HEADROOM_WARN_PCT:
+        return None
+    budget = mem.ram_bytes * (1 - memory.HEADROOM_WARN_PCT / 100) - (
+        mem.shared_buffers_bytes + mem.wal_buffers_bytes + mem.autovacuum_total_bytes
+    )
+    per_backend = mem.backends * mem.hash_mem_multiplier
+    cap_kb = int(budget / per_backend / KB) if per_backend else 0
+    return max(cap_kb, 4 * 1024)  # PostgreSQL's default; below it the finding stays
+
+
+def with_work_mem(computed: settings.Computed, work_mem_kb: int, before: MemoryCheck) -> settings.Computed:
+    """`computed` with work_mem lowered to `work_mem_kb`, the reason saying why."""
+    note = (
+        f"; capped from {format_kb(before.work_mem_bytes // KB)} so that the worst case "
+        f"({before.backends} backends x work_mem x hash_mem_multiplier {before.hash_mem_multiplier:g}, plus "
+        f"shared_buffers and autovacuum) leaves {memory.HEADROOM_WARN_PCT:g}% of the RAM free"
+    )
+    recs = [
+        replace(r, value=format_kb(work_mem_kb), reason=r.reason + note, differs_from_pgtune=True)
+        if r.name == "work_mem"
+        else r
+        for r in computed.recs
+    ]
+    return replace(computed, work_mem_kb=work_mem_kb, recs=recs)
 
 
 def current_memory(rows: dict[str, FullSettingRow], ram_bytes: int | None) -> memory.MemoryCheck:
@@ -242,17 +273,27 @@ def analyze(
         assert computed.wal_buffers_kb is not None
         default_hash = 2.0 if pg_major >= 15 else 1.0
         av_kb = computed.autovacuum_work_mem_kb or computed.maintenance_work_mem_kb
-        mem = memory.check(
-            ram_bytes=inputs.ram_bytes,
-            shared_buffers_bytes=computed.shared_buffers_kb * KB,
-            wal_buffers_bytes=computed.wal_buffers_kb * KB,
-            work_mem_bytes=computed.work_mem_kb * KB,
-            hash_mem_multiplier=_num(rows, "hash_mem_multiplier", default_hash),
-            max_connections=plan.max_connections,
-            max_parallel_workers=computed.max_parallel_workers,
-            autovacuum_workers=computed.autovacuum_max_workers,
-            autovacuum_mem_bytes=av_kb * KB,
-        )
+        hash_mult = _num(rows, "hash_mem_multiplier", default_hash)
+
+        def check_with(work_mem_kb: int) -> MemoryCheck:
+            assert computed.shared_buffers_kb is not None and computed.wal_buffers_kb is not None
+            return memory.check(
+                ram_bytes=inputs.ram_bytes,
+                shared_buffers_bytes=computed.shared_buffers_kb * KB,
+                wal_buffers_bytes=computed.wal_buffers_kb * KB,
+                work_mem_bytes=work_mem_kb * KB,
+                hash_mem_multiplier=hash_mult,
+                max_connections=plan.max_connections,
+                max_parallel_workers=computed.max_parallel_workers,
+                autovacuum_workers=computed.autovacuum_max_workers,
+                autovacuum_mem_bytes=av_kb * KB,
+            )
+
+        mem = check_with(computed.work_mem_kb)
+        capped = cap_work_mem(mem)
+        if capped is not None and capped < computed.work_mem_kb:
+            computed = with_work_mem(computed, capped, mem)
+            mem = check_with(capped)
         findings += memory.findings(
             mem, code="memory_overcommit", subject="recommended", what="the recommended configuration"
         )
