@@ -448,3 +448,22 @@ def test_cluster_without_the_preload(version: str, tmp_path: Path) -> None:
             assert json.loads(offline.stdout)["findings"][0]["code"] == "extension_not_preloaded"
         finally:
             sessions.close()
+
+
+def test_own_statements_never_crowd_out_the_list(workload: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the room kept for pgdoctor's own statements smaller than their number, pgdoctor asks again."""
+    from pgdoctor.collect import statements as collector
+    from pgdoctor.db import connect
+
+    for _ in range(2):  # pgdoctor's own statements, marked /* pgdoctor */, several distinct ones
+        assert run_cli("connections", "-d", workload.dsn(), "-f", "json").returncode in (0, 1)
+    own = workload.sql("SELECT count(*) FROM pg_stat_statements WHERE strpos(query, '/* pgdoctor */') > 0")[
+        0
+    ][0]
+    assert own > 2
+    monkeypatch.setattr(collector, "OWN_ROOM", 2)
+    with connect(workload.dsn()) as db:
+        data = collector.collect(db, sorts=("total",), limit=5, user=SHOP_ROLE)
+    listed = data.tops["total"].statements
+    assert [s.query for s in listed][:1] == [LOOKUP_SQL.replace("%s", "$1")]
+    assert all("/* pgdoctor */" not in (s.query or "") for s in listed)

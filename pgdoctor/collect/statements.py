@@ -197,6 +197,7 @@ class _RankedRow(StatementRow):
     all_shared_blks_hit: int
     all_shared_blks_read: int
     appeared_total: int
+    own_candidates: int  # pgdoctor's own statements among the candidates
 
 
 @dataclass(frozen=True)
@@ -312,9 +313,16 @@ class _Reader:
         return queries.load("statements_info", self.version).replace("{info}", self.info_view)
 
 
+# Candidates kept beside the top N for pgdoctor's own statements, which sort first among them. pgdoctor
+# sends a few dozen distinct statements per role and database it connects as; when they fill the room
+# (or nothing comes back, which may be why), the query runs again with room for every entry.
+OWN_ROOM = 1000
+
+
 def _top(db: Database, sql: str, params: dict[str, Any]) -> Top:
-    # named placeholders: psycopg takes a mapping where Database.rows' hint says Sequence
-    rows = db.rows(sql, _RankedRow, params)
+    rows = db.rows(sql, _RankedRow, {**params, "own_room": OWN_ROOM})
+    if len(rows) < params["limit"] and (not rows or rows[0].own_candidates >= OWN_ROOM):
+        rows = db.rows(sql, _RankedRow, {**params, "own_room": 2**31 - 1 - params["limit"]})
     statements = [StatementRow(**{name: getattr(r, name) for name in _STATEMENT_FIELDS}) for r in rows]
     if not rows:
         return Top(totals=None, statements=[])

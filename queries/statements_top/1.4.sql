@@ -3,7 +3,8 @@
 -- text (pg_stat_statements(false), cheap). The sources are queries/statements_cumulative or
 -- queries/statements_delta, once with texts and once without; the order is a column name pgdoctor
 -- picks from a fixed list. pgdoctor's own statements (marked /* pgdoctor */) are neither listed nor
--- counted: they sort first among the candidates and their figures are taken off the totals.
+-- counted: they sort first among the candidates (room for %(own_room)s of them; pgdoctor asks again
+-- with more room when they filled it) and their figures are taken off the totals.
 -- The share of total time is over top-level statements only: a nested one's time is in its caller's.
 WITH counted AS (
     SELECT /* pgdoctor */
@@ -31,14 +32,15 @@ WITH counted AS (
                  OR s.userid = (SELECT oid::int8 FROM pg_roles WHERE rolname = %(user)s)))
     ORDER BY strpos(coalesce(s.query, ''), '/* pgdoctor */') > 0 DESC,
         {order} DESC NULLS LAST, s.total_exec_ms DESC, s.queryid, s.userid, s.dbid, s.toplevel
-    LIMIT %(limit)s + 100
+    LIMIT %(limit)s + %(own_room)s
 ), own AS (
     SELECT
         coalesce(sum(o.total_exec_ms) FILTER (WHERE o.toplevel AND o.calls > 0), 0)::float8 AS exec_ms,
         count(*) FILTER (WHERE o.temp_blks_written > 0 AND o.calls > 0) AS spilling,
         coalesce(sum(o.shared_blks_hit) FILTER (WHERE o.calls > 0), 0)::int8 AS shared_blks_hit,
         coalesce(sum(o.shared_blks_read) FILTER (WHERE o.calls > 0), 0)::int8 AS shared_blks_read,
-        count(*) FILTER (WHERE o.appeared AND o.calls > 0) AS appeared
+        count(*) FILTER (WHERE o.appeared AND o.calls > 0) AS appeared,
+        count(*) AS candidates
     FROM candidates AS o
     WHERE o.own
 )
@@ -56,7 +58,8 @@ SELECT /* pgdoctor */
     greatest(t.spilling - own.spilling, 0) AS spilling,
     greatest(t.all_shared_blks_hit - own.shared_blks_hit, 0) AS all_shared_blks_hit,
     greatest(t.all_shared_blks_read - own.shared_blks_read, 0) AS all_shared_blks_read,
-    greatest(t.appeared_total - own.appeared, 0) AS appeared_total
+    greatest(t.appeared_total - own.appeared, 0) AS appeared_total,
+    own.candidates AS own_candidates
 FROM (
     SELECT * FROM candidates AS c
     WHERE NOT c.own
