@@ -239,7 +239,8 @@ def find_capacity(cap: Capacity, *, warn_pct: float, crit_pct: float) -> list[Fi
             "capacity",
             "server",
             msg,
-            "free slots from the largest holders below (idle and idle-in-transaction first); put a pooler "
+            "free slots from the largest holders in the table above (idle and idle-in-transaction first); "
+            "put a pooler "
             "(PgBouncer) in front, or size app pools with `pgdoctor recommend`",
         )
     ]
