@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from pgdoctor.errors import ExitCode, PgDoctorError
-from pgdoctor.render.document import Format
+from pgdoctor.render.formats import Format
 
 T = TypeVar("T")
 

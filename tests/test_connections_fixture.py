@@ -11,7 +11,8 @@ import pytest
 from pgdoctor.analyze.connections import analyze
 from pgdoctor.collect.connections import ConnectionsData
 from pgdoctor.render import connections as render
-from pgdoctor.render.document import Format, emit
+from pgdoctor.render.document import emit
+from pgdoctor.render.formats import Format
 from pgdoctor.snapshot import load_dataset
 from tests.conftest import FIXTURES, run_cli
 

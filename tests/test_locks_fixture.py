@@ -19,7 +19,8 @@ from pgdoctor.analyze.locks import LocksReport, TreeNode, advisory_key, analyze
 from pgdoctor.collect.locks import LocksData, LockSession
 from pgdoctor.collect.server import ServerInfo
 from pgdoctor.render import locks as render
-from pgdoctor.render.document import Format, emit
+from pgdoctor.render.document import emit
+from pgdoctor.render.formats import Format
 from pgdoctor.snapshot import load_dataset
 from tests.conftest import FIXTURES, run_cli
 

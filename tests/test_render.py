@@ -8,16 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tabulate import tabulate
 
-from pgdoctor.render.document import (
-    TABULATE_MAX_ROWS,
-    Cell,
-    Column,
-    Document,
-    Format,
-    Table,
-    emit,
-    simple_table,
-)
+from pgdoctor.render.document import TABULATE_MAX_ROWS, Cell, Column, Document, Table, emit, simple_table
+from pgdoctor.render.formats import Format
 
 printable = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=14)
 

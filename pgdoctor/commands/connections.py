@@ -19,7 +19,7 @@ from pgdoctor.options import (
     exit_code,
     obtain,
 )
-from pgdoctor.render.document import Format
+from pgdoctor.render.formats import Format
 
 
 class By(StrEnum):

@@ -17,7 +17,7 @@ from pgdoctor.options import (
     TimeoutOpt,
     exit_code,
 )
-from pgdoctor.render.document import Format
+from pgdoctor.render.formats import Format
 
 
 def locks(

@@ -211,7 +211,8 @@ def recommend(
     elif fmt is RecommendFormat.SQLALCHEMY:
         typer.echo(render.sqlalchemy(report), nl=False)
     else:
-        from pgdoctor.render.document import Format, emit
+        from pgdoctor.render.document import emit
+        from pgdoctor.render.formats import Format
 
         emit(render.document(report), Format(fmt.value))
     raise typer.Exit(exit_code(report.findings, fail_on))

@@ -20,7 +20,7 @@ from pgdoctor.options import (
     exit_code,
     obtain,
 )
-from pgdoctor.render.document import Format
+from pgdoctor.render.formats import Format
 
 MAX_INTERVAL_S = 3600.0
 _INTERVAL = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|min|h)?\s*$", re.IGNORECASE)

@@ -12,19 +12,10 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import IO, Any
 
 from pgdoctor.analyze.findings import Finding
-
-
-class Format(StrEnum):
-    AUTO = "auto"
-    TABLE = "table"
-    PLAIN = "plain"
-    MARKDOWN = "markdown"
-    CSV = "csv"
-    JSON = "json"
+from pgdoctor.render.formats import Format
 
 
 @dataclass(frozen=True)
