@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from pgdoctor.errors import ExitCode, PgDoctorError
 from pgdoctor.render.formats import Format
+
+if TYPE_CHECKING:
+    from pgdoctor.db import Database
+    from pgdoctor.render.document import Document
 
 T = TypeVar("T")
 
@@ -52,8 +57,16 @@ FailOnOpt = Annotated[
 FullOpt = Annotated[bool, typer.Option("--full", help="Show whole query texts.")]
 
 
-def obtain(name: str, cls: type[T], dsn: str | None, snapshot: Path | None, timeout: float) -> T:
-    """The dataset `name`: from the snapshot file when given, else collected live."""
+def obtain(
+    name: str,
+    cls: type[T],
+    dsn: str | None,
+    snapshot: Path | None,
+    timeout: float,
+    live: Callable[[Database], T] | None = None,
+) -> T:
+    """The dataset `name`: from the snapshot file when given, else collected live (by `live`, when the
+    command collects with options of its own, else by the dataset's registered collector)."""
     if snapshot is not None:
         if dsn:
             raise PgDoctorError("give either --dsn or --snapshot, not both", ExitCode.USAGE)
@@ -64,13 +77,26 @@ def obtain(name: str, cls: type[T], dsn: str | None, snapshot: Path | None, time
     from pgdoctor.snapshot import collector
 
     with connect(dsn, timeout) as db:
-        result: T = collector(name)(db)
+        result: T = (live or collector(name))(db)
         return result
 
 
+def emit_report(fmt: Format, to_json: Callable[[], Any], document: Callable[[], Document]) -> None:
+    """Print a command's result: its JSON contract for --format json, else its document."""
+    from pgdoctor.render.document import emit, emit_json
+
+    if fmt is Format.JSON:
+        emit_json(to_json())
+    else:
+        emit(document(), fmt)
+
+
 def exit_code(findings: list[Any], fail_on: FailOn) -> int:
-    """1 when any finding reaches --fail-on, else 0."""
-    if fail_on is FailOn.NEVER:
-        return 0
-    threshold = {"info": 0, "warning": 1, "critical": 2}[fail_on.value]
-    return int(ExitCode.FINDINGS) if any(f.severity.rank >= threshold for f in findings) else 0
+    """1 when a finding reaches --fail-on; else 4 when the role could not see everything; else 0."""
+    if fail_on is not FailOn.NEVER:
+        threshold = {"info": 0, "warning": 1, "critical": 2}[fail_on.value]
+        if any(f.severity.rank >= threshold for f in findings):
+            return int(ExitCode.FINDINGS)
+    if any(f.code == "insufficient_privilege" for f in findings):
+        return int(ExitCode.PRIVILEGE)
+    return 0

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from pgdoctor.errors import ExitCode
 from pgdoctor.options import (
     DsnOpt,
     FailOn,
@@ -16,6 +15,7 @@ from pgdoctor.options import (
     FullOpt,
     SnapshotOpt,
     TimeoutOpt,
+    emit_report,
     exit_code,
     obtain,
 )
@@ -62,7 +62,6 @@ def connections(
     from pgdoctor.analyze.connections import analyze
     from pgdoctor.collect.connections import ConnectionsData
     from pgdoctor.render import connections as render
-    from pgdoctor.render.document import emit, emit_json
 
     data = obtain("connections", ConnectionsData, dsn, snapshot, timeout)
     report = analyze(
@@ -78,11 +77,9 @@ def connections(
         blocked_crit_s=blocked_crit,
         xmin_warn_s=xmin_warn,
     )
-    if fmt is Format.JSON:
-        emit_json(render.to_json(report))
-    else:
-        emit(render.document(report, show_sessions=sessions, full=full), fmt)
-    code = exit_code(report.findings, fail_on)
-    if any(f.code == "insufficient_privilege" for f in report.findings):
-        code = code or int(ExitCode.PRIVILEGE)
-    raise typer.Exit(code)
+    emit_report(
+        fmt,
+        lambda: render.to_json(report),
+        lambda: render.document(report, show_sessions=sessions, full=full),
+    )
+    raise typer.Exit(exit_code(report.findings, fail_on))

@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from pgdoctor.errors import ExitCode
 from pgdoctor.options import (
     DsnOpt,
     FailOn,
@@ -15,7 +14,9 @@ from pgdoctor.options import (
     FullOpt,
     SnapshotOpt,
     TimeoutOpt,
+    emit_report,
     exit_code,
+    obtain,
 )
 from pgdoctor.render.formats import Format
 
@@ -57,23 +58,18 @@ def locks(
     """Who blocks whom: root blockers and the sessions queued behind them, for every lock type."""
     from pgdoctor.analyze.locks import analyze
     from pgdoctor.collect.locks import LocksData, collect
-    from pgdoctor.errors import PgDoctorError
     from pgdoctor.render import locks as render
-    from pgdoctor.render.document import emit, emit_json
 
-    if snapshot is not None:
-        if dsn:
-            raise PgDoctorError("give either --dsn or --snapshot, not both", ExitCode.USAGE)
-        from pgdoctor.snapshot import load_dataset
-
-        data = load_dataset(snapshot, "locks", LocksData)
-        if fast:
-            data = LocksData(data.server, data.sessions, None, None, data.summary)
-    else:
-        from pgdoctor.db import connect
-
-        with connect(dsn, timeout) as db:
-            data = collect(db, details=not fast, summary=show_all)
+    data = obtain(
+        "locks",
+        LocksData,
+        dsn,
+        snapshot,
+        timeout,
+        live=lambda db: collect(db, details=not fast, summary=show_all),
+    )
+    if snapshot is not None and fast:  # a snapshot always has the details; --fast shows it without them
+        data = LocksData(data.server, data.sessions, None, None, data.summary)
     report = analyze(
         data,
         min_wait_s=min_wait,
@@ -84,11 +80,9 @@ def locks(
         pressure_warn_pct=pressure_warn_pct,
         pressure_crit_pct=pressure_crit_pct,
     )
-    if fmt is Format.JSON:
-        emit_json(render.to_json(report, show_all=show_all))
-    else:
-        emit(render.document(report, full=full, show_all=show_all), fmt)
-    code = exit_code(report.findings, fail_on)
-    if any(f.code == "insufficient_privilege" for f in report.findings):
-        code = code or int(ExitCode.PRIVILEGE)
-    raise typer.Exit(code)
+    emit_report(
+        fmt,
+        lambda: render.to_json(report, show_all=show_all),
+        lambda: render.document(report, full=full, show_all=show_all),
+    )
+    raise typer.Exit(exit_code(report.findings, fail_on))

@@ -17,6 +17,7 @@ from pgdoctor.options import (
     FullOpt,
     SnapshotOpt,
     TimeoutOpt,
+    emit_report,
     exit_code,
     obtain,
 )
@@ -99,25 +100,24 @@ def slow_queries(
 ) -> None:
     """What eats the server's time: top statements from pg_stat_statements, and what runs now."""
     from pgdoctor.analyze.slow_queries import analyze
-    from pgdoctor.collect.statements import StatementsData
+    from pgdoctor.collect.statements import StatementsData, collect
     from pgdoctor.render import slow_queries as render
-    from pgdoctor.render.document import emit, emit_json
 
     interval_s = parse_interval(interval) if interval is not None else None
-    if snapshot is not None:
-        if interval_s is not None:
-            raise PgDoctorError(
-                "--interval reads a live server twice; it cannot be used with --snapshot", ExitCode.USAGE
-            )
-        data = obtain("statements", StatementsData, dsn, snapshot, timeout)
-    else:
-        from pgdoctor.collect.statements import collect
-        from pgdoctor.db import connect
-
-        with connect(dsn, timeout) as db:
-            data = collect(
-                db, sorts=(sort.value,), limit=limit, database=database, user=user, interval_s=interval_s
-            )
+    if snapshot is not None and interval_s is not None:
+        raise PgDoctorError(
+            "--interval reads a live server twice; it cannot be used with --snapshot", ExitCode.USAGE
+        )
+    data = obtain(
+        "statements",
+        StatementsData,
+        dsn,
+        snapshot,
+        timeout,
+        live=lambda db: collect(
+            db, sorts=(sort.value,), limit=limit, database=database, user=user, interval_s=interval_s
+        ),
+    )
     report = analyze(
         data,
         sort=sort.value,
@@ -133,10 +133,7 @@ def slow_queries(
         hit_ratio_min_pct=hit_ratio_min,
         reset_recent_s=reset_recent,
     )
-    if fmt is Format.JSON:
-        emit_json(render.to_json(report))
-    else:
-        emit(render.document(report, full=full), fmt)
+    emit_report(fmt, lambda: render.to_json(report), lambda: render.document(report, full=full))
     code = exit_code(report.findings, fail_on)
     if report.exit_code == ExitCode.UNAVAILABLE or report.extension.status == "no_access":
         code = report.exit_code
