@@ -17,7 +17,7 @@ import sqlalchemy
 from pgdoctor.db import connect
 from pgdoctor.errors import ExitCode, PgDoctorError
 from tests.conftest import ROOT, run_cli
-from tests.incidents import Sessions, wait_until
+from tests.incidents import Sessions, ensure_role, wait_until
 from tests.pgcluster import PASSWORD, VERSIONS, Cluster, free_port
 
 pytestmark = pytest.mark.server
@@ -125,8 +125,7 @@ def test_missing_database(pg: Cluster) -> None:
 
 
 def test_role_without_pg_read_all_stats_sees_what_it_can(pg: Cluster, sessions: Sessions) -> None:
-    pg.sql("DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname='limited') THEN "
-           "CREATE ROLE limited LOGIN; END IF; END$$")  # fmt: skip
+    ensure_role(pg, "limited")
     others = sessions.idle("billing", 2)
     mine = sessions.idle("limited_app", 1, user="limited")
     result = run_cli("connections", "-d", pg.dsn(user="limited"), "-f", "json")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import run_cli
-from tests.incidents import Sessions, wait_for_active, wait_for_lock_waits
+from tests.incidents import Sessions, ensure_database, ensure_role, wait_for_active, wait_for_lock_waits
 from tests.pgcluster import Cluster
 
 pytestmark = pytest.mark.server
@@ -82,12 +82,8 @@ def test_capacity_matches_server_settings(pg: Cluster, sessions: Sessions) -> No
 
 @pytest.mark.parametrize("by", ["user", "database", "client"])
 def test_group_by(pg: Cluster, sessions: Sessions, by: str) -> None:
-    pg.sql(
-        "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname='reporter') THEN "
-        "CREATE ROLE reporter LOGIN; END IF; END$$"
-    )
-    if not pg.sql("SELECT 1 FROM pg_database WHERE datname = 'analytics'"):
-        pg.sql("CREATE DATABASE analytics")
+    ensure_role(pg, "reporter")
+    ensure_database(pg, "analytics")
     sessions.idle("a", 2, user="reporter", dbname="analytics")
     sessions.idle("b", 1)
     _, doc = connections_json(pg, "--by", by)

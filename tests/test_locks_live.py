@@ -14,7 +14,7 @@ from pgdoctor import queries
 from pgdoctor.collect.locks import _WaitsRow
 from pgdoctor.db import connect
 from tests.conftest import run_cli
-from tests.incidents import Sessions, wait_for_active, wait_for_lock_waits
+from tests.incidents import Sessions, ensure_database, ensure_role, wait_for_active, wait_for_lock_waits
 from tests.pgcluster import VERSIONS, Cluster, running_cluster
 
 pytestmark = pytest.mark.server
@@ -271,8 +271,7 @@ def test_deadlock_cycle_is_shown_not_followed(pg: Cluster, sessions: Sessions, a
 
 
 def test_objects_in_other_databases_and_catalogs(pg: Cluster, sessions: Sessions) -> None:
-    if not pg.sql("SELECT 1 FROM pg_database WHERE datname = 'lockdb'"):
-        pg.sql("CREATE DATABASE lockdb")
+    ensure_database(pg, "lockdb")
     pg.sql("DROP TABLE IF EXISTS far; CREATE TABLE far (id int)", dbname="lockdb")
     oid = pg.sql("SELECT 'far'::regclass::oid::int", dbname="lockdb")[0][0]
     sessions.idle_in_transaction("far_holder", "LOCK TABLE far IN ACCESS EXCLUSIVE MODE", dbname="lockdb")
@@ -446,10 +445,7 @@ def test_csv_prints_the_waiting_table(pg: Cluster, sessions: Sessions, accounts:
 
 
 def test_privilege_and_bad_input(pg: Cluster, sessions: Sessions, accounts: str) -> None:
-    pg.sql(
-        "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname='nobody_special') THEN "
-        "CREATE ROLE nobody_special LOGIN; END IF; END$$"
-    )
+    ensure_role(pg, "nobody_special")
     sessions.idle_in_transaction("billing", "UPDATE accounts SET balance = 1 WHERE id = 9")
     waiter = sessions.send("api", "UPDATE accounts SET balance = 2 WHERE id = 9")
     wait_for_lock_waits(pg, [waiter])
