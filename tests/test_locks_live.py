@@ -14,7 +14,14 @@ from pgdoctor import queries
 from pgdoctor.collect.locks import _WaitsRow
 from pgdoctor.db import connect
 from tests.conftest import run_cli
-from tests.incidents import Sessions, ensure_database, ensure_role, wait_for_active, wait_for_lock_waits
+from tests.incidents import (
+    Sessions,
+    ensure_database,
+    ensure_role,
+    wait_for_active,
+    wait_for_lock_waits,
+    wait_until,
+)
 from tests.pgcluster import VERSIONS, Cluster, running_cluster
 
 pytestmark = pytest.mark.server
@@ -292,25 +299,37 @@ def test_objects_in_other_databases_and_catalogs(pg: Cluster, sessions: Sessions
     )
 
 
+def waited(pg: Cluster, pid: int) -> float:
+    """How long `pid` has waited for its lock, by the server's clock (pg_locks.waitstart, 14+)."""
+    rows = pg.sql(
+        "SELECT extract(epoch FROM clock_timestamp() - waitstart) FROM pg_locks "
+        "WHERE pid = %s AND NOT granted",
+        [pid],
+    )
+    return float(rows[0][0])
+
+
 def test_min_wait_hides_short_waits(pg: Cluster, sessions: Sessions, accounts: str) -> None:
+    min_wait = "8"  # leaves two pgdoctor runs on a slow, busy machine the time to see the young wait short
     holder = sessions.idle_in_transaction("billing", "UPDATE accounts SET balance = 1 WHERE id = 3")
     old = sessions.send("old", "UPDATE accounts SET balance = 2 WHERE id = 3")
     wait_for_lock_waits(pg, [old])
-    time.sleep(6)
+    wait_until(lambda: waited(pg, old) > float(min_wait) + 1, 60, "the old wait to grow long")
     sessions.idle_in_transaction("adv", "SELECT pg_advisory_xact_lock(1)")
     young = sessions.send("young", "SELECT pg_advisory_xact_lock(1)")
     wait_for_lock_waits(pg, [young])
 
     # the short wait first, while it is still short
-    plain = run_cli("locks", "-d", pg.dsn(), "--format", "plain", "--min-wait", "4.5").stdout
-    _, doc = locks_json(pg, "--min-wait", "4.5")
+    plain = run_cli("locks", "-d", pg.dsn(), "--format", "plain", "--min-wait", min_wait).stdout
+    _, doc = locks_json(pg, "--min-wait", min_wait)
+    assert waited(pg, young) < float(min_wait), "the premise: both runs saw the young wait short"
     _, everything = locks_json(pg)
-    assert "hidden by --min-wait 4.5" in plain
+    assert f"hidden by --min-wait {min_wait}" in plain
     assert f"pid {young}" not in plain
     assert f"pid {old}" in plain
     assert [x["pid"] for x in doc["waiting"]] == [old]
     assert [r["pid"] for r in doc["roots"]] == [holder]
-    assert doc["min_wait_s"] == 4.5
+    assert doc["min_wait_s"] == float(min_wait)
     assert {old, young} <= set(by_pid(everything))
 
 
