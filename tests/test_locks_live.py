@@ -277,6 +277,60 @@ def test_deadlock_cycle_is_shown_not_followed(pg: Cluster, sessions: Sessions, a
     assert f"blocks pid {pids[0]} left, further up this branch: a cycle" in plain
 
 
+def test_deadlock_of_four_sessions_names_them_all(pg: Cluster, sessions: Sessions) -> None:
+    # issue 17: s1 waits on s3 and s4, s2 on s1, s3 on s2, s4 on s2 and s3: three cycles (1-3-2, 1-4-2,
+    # 1-4-3-2) in one group of four. Transaction-level advisory locks, one waiter per key, so the
+    # server's answer is exactly these pairs: a waits on the holders of the key it asks for.
+    a, b, c, d = 9171, 9172, 9173, 9174
+    held = {  # session: keys held exclusively, keys held shared; then the key it waits for
+        "s1": ([a], [], d),
+        "s2": ([b], [c], a),
+        "s3": ([], [c, d], b),
+        "s4": ([], [d], c),
+    }
+    conns = {}
+    for app, (exclusive, shared, _) in held.items():
+        conn = sessions.open(app)
+        conn.execute("SET deadlock_timeout = '5min'")  # keep the detector away while we look
+        conn.execute("BEGIN")
+        for key in exclusive:
+            conn.execute(f"SELECT pg_advisory_xact_lock({key})".encode())
+        for key in shared:
+            conn.execute(f"SELECT pg_advisory_xact_lock_shared({key})".encode())
+        conns[app] = conn
+    for app, (_, _, key) in held.items():
+        conns[app].pgconn.send_query(f"SELECT pg_advisory_xact_lock({key})".encode())
+        conns[app].pgconn.flush()
+    pid = {app: conn.info.backend_pid for app, conn in conns.items()}
+    wait_for_lock_waits(pg, pid.values())
+    expected = {
+        pid["s1"]: {pid["s3"], pid["s4"]},
+        pid["s2"]: {pid["s1"]},
+        pid["s3"]: {pid["s2"]},
+        pid["s4"]: {pid["s2"], pid["s3"]},
+    }
+    assert server_pairs(pg) == expected
+
+    _, doc = locks_json(pg)
+    assert server_pairs(pg) == expected  # still the same state after pgdoctor looked
+    check_against_server(pg, doc)
+    everyone = sorted(pid.values())
+    assert doc["roots"] == []
+    assert doc["cycles"] == [everyone]  # all four, s4 included
+    # s1 and s2 are on every cycle: the smaller pid is named
+    assert doc["deadlocks"] == [
+        {"pids": everyone, "breaks_all": min(pid["s1"], pid["s2"]), "breaks_all_checked": True}
+    ]
+    (finding,) = [f for f in doc["findings"] if f["code"] == "deadlock_cycle"]
+    assert finding["pids"] == everyone
+    assert all(str(p) in finding["message"] for p in everyone)
+    assert f"end pid {min(pid['s1'], pid['s2'])}: it is on every cycle" in finding["advice"]
+    (tree,) = doc["trees"]
+    assert (tree["pid"], tree["cycle"]) == (everyone[0], True)
+    plain = run_cli("locks", "-d", pg.dsn(), "--format", "plain").stdout
+    assert "deadlock of 4 sessions in intertwined cycles" in plain
+
+
 def test_objects_in_other_databases_and_catalogs(pg: Cluster, sessions: Sessions) -> None:
     ensure_database(pg, "lockdb")
     pg.sql("DROP TABLE IF EXISTS far; CREATE TABLE far (id int)", dbname="lockdb")
