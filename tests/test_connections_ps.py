@@ -99,7 +99,9 @@ def full(request: pytest.FixtureRequest) -> Iterator[Full]:
             )
             return admin.execute(query, [pids["sleeping"] + pids["waiting"]]).fetchall()
 
-        expected = sorted([(pids["sleeping"][0], "active", "Timeout"), (pids["waiting"][0], "active", "Lock")])
+        expected = sorted(
+            [(pids["sleeping"][0], "active", "Timeout"), (pids["waiting"][0], "active", "Lock")]
+        )
         wait_until(
             lambda: sorted(states()) == expected, 20, "pg_sleep to run and the SELECT to wait on the lock"
         )
