@@ -209,6 +209,7 @@ def test_ps_capacity_and_findings(full: Full) -> None:
     findings = {f["code"]: f for f in doc["findings"]}
     assert findings["capacity"]["severity"] == "critical"
     assert "too many clients already" in findings["capacity"]["message"]
+    assert "keep superuser_reserved_connections > 0" in findings["capacity"]["advice"]
     assert findings["blocked"]["pids"] == full.pids["waiting"]
     assert findings["idle_in_transaction"]["pids"] == sorted(full.pids["holder"] + full.pids["aborted"])
     assert {s["backend_type"] for s in doc["background"]} >= {
@@ -227,6 +228,10 @@ def test_ps_text_says_it_read_the_process_list(full: Full) -> None:
         in result.stdout
     )
     assert "Capacity: 8 of 8 usable slots in use (100%), 0 left" in result.stdout
+    csv = run_cli("connections", "--ps", "-d", full.pg.dsn(), "-f", "csv", "--sessions")
+    assert csv.returncode == 0, csv.stderr
+    assert csv.stdout.splitlines()[0].startswith("pid,application,user,database,client,class")
+    assert len(csv.stdout.splitlines()) == 1 + MAX_CONNECTIONS
 
 
 def test_ps_never_connects(full: Full) -> None:

@@ -226,6 +226,10 @@ def root_blockers(waiting: Iterable[Session], by_pid: dict[int, Session]) -> lis
 def find_capacity(cap: Capacity, *, warn_pct: float, crit_pct: float) -> list[Finding]:
     if cap.usable == 0 or cap.usage_pct < warn_pct:
         return []
+    advice = (
+        "free slots from the largest holders in the table above (idle and idle-in-transaction first); "
+        "put a pooler (PgBouncer) in front, or size app pools with `pgdoctor recommend`"
+    )
     reserve = f"superuser_reserved_connections={cap.superuser_reserved_connections}" + (
         f", reserved_connections={cap.reserved_connections}" if cap.reserved_connections else ""
     )
@@ -236,6 +240,12 @@ def find_capacity(cap: Capacity, *, warn_pct: float, crit_pct: float) -> list[Fi
             "'sorry, too many clients already'"
         )
         sev = Severity.CRITICAL
+        advice = (
+            "free slots from the largest holders in the table above (idle and idle-in-transaction first): "
+            "stop or shrink their application, or on the host `kill <pid>` (SIGTERM, what "
+            "pg_terminate_backend sends) ends one backend; then keep superuser_reserved_connections > 0 "
+            "and let no application connect as a superuser, so an administrator can always get in"
+        )
     elif cap.clients >= cap.usable:
         msg = (
             f"no ordinary slot left: {cap.clients} clients hold all {cap.usable} usable slots "
@@ -252,9 +262,7 @@ def find_capacity(cap: Capacity, *, warn_pct: float, crit_pct: float) -> list[Fi
             "capacity",
             "server",
             msg,
-            "free slots from the largest holders in the table above (idle and idle-in-transaction first); "
-            "put a pooler "
-            "(PgBouncer) in front, or size app pools with `pgdoctor recommend`",
+            advice,
         )
     ]
 

@@ -118,16 +118,14 @@ def source_line(report: ConnectionsReport) -> Text | None:
 
 def document(report: ConnectionsReport, *, show_sessions: bool = False, full: bool = False) -> Document:
     title = f"pgdoctor connections: PostgreSQL {report.server.version}"
-    sections: list[Any] = [capacity_line(report), groups_table(report)]
-    primary = 1
     source = source_line(report)
     if source is not None:
         title += " (process list)"
-        sections.insert(0, source)
-        primary += 1
+    sections: list[Any] = [s for s in (source, capacity_line(report)) if s is not None]
+    sections.append(groups_table(report))
     if show_sessions:
         sections.append(sessions_table(report.sessions, full))
-        primary = 2
+    primary = len(sections) - 1  # CSV: the sessions table with --sessions, else the groups
     sections.append(background_section(report))
     return Document(title, sections, report.findings, primary=primary)
 
