@@ -145,25 +145,84 @@ def save(document: dict[str, Any], path: Path | str) -> None:
         out.discard()
 
 
+# The largest snapshot file read: 100,000 sessions make about 50 MB; anything past this is not one
+# pgdoctor wrote (and reading /dev/zero must stop).
+MAX_SNAPSHOT_BYTES = 512 * 1024 * 1024
+_CHUNK = 1024 * 1024
+
+
+def _refuse(path: Path | str, why: str) -> typing.NoReturn:
+    raise PgDoctorError(f"snapshot {path}: {why}", ExitCode.USAGE)
+
+
+def _read_bounded(path: Path | str) -> bytes:
+    """The file's bytes, read in chunks: at most MAX_SNAPSHOT_BYTES, and only if it starts like JSON."""
+    chunks: list[bytes] = []
+    size = 0
+    with open(path, "rb") as fh:
+        while True:
+            chunk = fh.read(_CHUNK)
+            if not chunk:
+                break
+            head = chunk.lstrip(b" \t\r\n")[:1]
+            if not chunks and head and head not in b'{["-0123456789tfn':  # /dev/zero stops here
+                _refuse(path, "not valid JSON: no JSON value starts with this byte")
+            size += len(chunk)
+            if size > MAX_SNAPSHOT_BYTES:
+                _refuse(
+                    path, f"larger than {MAX_SNAPSHOT_BYTES // (1024 * 1024)} MiB; not a pgdoctor snapshot"
+                )
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _no_constant(name: str) -> typing.NoReturn:
+    raise ValueError(f"{name} is not a number a snapshot holds")
+
+
+def _lone_surrogate(value: Any) -> bool:
+    if type(value) is str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if type(value) is dict:
+        return any(_lone_surrogate(k) or _lone_surrogate(v) for k, v in value.items())
+    if type(value) is list:
+        return any(_lone_surrogate(v) for v in value)
+    return False
+
+
 def read(path: Path) -> dict[str, Any]:
     """Load and check a snapshot file's envelope; one clear error for anything that is not one."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = _read_bounded(path).decode("utf-8")
     except FileNotFoundError:
         raise PgDoctorError(f"snapshot {path}: no such file", ExitCode.USAGE) from None
+    except IsADirectoryError:
+        _refuse(path, "is a directory")
     except (OSError, UnicodeDecodeError) as exc:
         raise PgDoctorError(f"snapshot {path}: cannot read it ({exc})", ExitCode.USAGE) from None
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise PgDoctorError(
             f"snapshot {path}: not valid JSON (truncated or corrupt?): {exc.msg} at line {exc.lineno}",
             ExitCode.USAGE,
         ) from None
+    except RecursionError:
+        _refuse(path, "nested deeper than a snapshot is")
+    except ValueError as exc:  # NaN, Infinity; an integer of more than 4,300 digits
+        _refuse(path, f"not a snapshot's JSON ({str(exc)[:100]})")
+    if ("\\ud" in text or "\\uD" in text) and _lone_surrogate(doc):  # JSON escapes can make them
+        _refuse(path, "holds a lone surrogate (\\ud800-\\udfff), which no text encodes")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise PgDoctorError(f"snapshot {path}: not a pgdoctor snapshot", ExitCode.USAGE)
     version = doc.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if type(version) is not int or version < 1:
+        _refuse(path, f"format_version {str(version)[:20]!r} is not a version number")
+    if version > FORMAT_VERSION:
         raise PgDoctorError(
             f"snapshot {path}: format version {version!r} is newer than this pgdoctor reads "
             f"({FORMAT_VERSION}); upgrade pgdoctor",
@@ -180,7 +239,7 @@ def load_dataset(path: Path, name: str, cls: type[T]) -> T:
     if name not in doc["datasets"]:
         raise PgDoctorError(
             f"snapshot {path}: has no {name!r} data (taken with pgdoctor "
-            f"{doc.get('pgdoctor_version', '?')}); take a new one with `pgdoctor snapshot`",
+            f"{str(doc.get('pgdoctor_version', '?'))[:20]}); take a new one with `pgdoctor snapshot`",
             ExitCode.USAGE,
         )
     try:
