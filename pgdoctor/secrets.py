@@ -28,17 +28,18 @@ _KEY = r"""(?<![\w$"])(?:"?(?:ssl)?password"?)(?![\w$])"""
 # What may stand between PASSWORD and its string: blanks and comments
 _GAP = r"""(?:\s|/\*.*?\*/|--[^\n]*(?:\n|\Z))*"""
 _STRING = r"""
-    (?P<q2>''(?:''''|\\''|\\.|[^'\\])*(?:''|\Z))          # ''…'' inside a quoted statement
+    (?P<q2>''(?:''''|\\''|\\.|[^'\\]|[\\']+\Z)*(?:''|\Z))          # ''…'' inside a quoted statement
+  | (?P<q3>\\'(?:\\\\\\\\|\\\\\\'|\\[^'\\]|''|[^\\']|[\\']+\Z)*(?:\\'|\Z))  # \'…\' inside an E'…' string
   | (?P<dollar>\$(?P<tag>[^\W\d]\w*)?\$.*?(?:\$(?P=tag)\$|\Z))  # $$…$$, $tag$…$tag$
-  | (?P<q1>(?:[eE]|[uU]&)?'(?:''|\\.|[^'\\])*(?:'|\Z))   # '…', E'…', U&'…' (backslash-escape aware)
+  | (?P<q1>(?:[eE]|[uU]&)?'(?:''|\\.|[^'\\]|\\+\Z)*(?:'|\Z))   # '…', E'…', U&'…' (backslash-escape aware)
 """
 _SQL_FORM = re.compile(_KEY + _GAP + r"(?P<value>" + _STRING + r")", re.IGNORECASE | re.DOTALL | re.VERBOSE)
 # password=… in a connection string: quoted ('…' or ''…'' inside a SQL string) or up to a blank or quote
 _CONNINFO_FORM = re.compile(
-    _KEY + r"\s*=\s*(?P<value>" + _STRING + r"|(?P<bare>(?:\\.|''|[^\s'\\])+))",
+    _KEY + r"\s*=\s*(?P<value>" + _STRING + r"|(?P<bare>(?:\\.|''|[^\s'\\]|\\+\Z)+))",
     re.IGNORECASE | re.DOTALL | re.VERBOSE,
 )
-_URI = re.compile(r"([a-z][a-z0-9+.\-]*://[^:/@\s'\"?#]*:)([^@\s'\"]*)(@)", re.IGNORECASE)
+_URI = re.compile(r"([a-z][a-z0-9+.\-]*://[^:/@\s'\"?#]*:)([^@\s'\"]*)(@|\Z)", re.IGNORECASE)  # \Z: cut
 
 
 def _masked(m: re.Match[str]) -> str:
@@ -48,6 +49,9 @@ def _masked(m: re.Match[str]) -> str:
     if m.group("q2"):
         closed = len(value) >= 4 and value.endswith("''")
         return f"{head}''{MASK}''" if closed else f"{head}''{MASK}"
+    if m.group("q3"):
+        closed = len(value) >= 4 and value.endswith("\\'")
+        return f"{head}\\'{MASK}" + ("\\'" if closed else "")
     if m.group("dollar"):
         tag = m.group("tag") or ""
         delimiter = f"${tag}$"

@@ -62,7 +62,12 @@ def hostile(pg: Cluster, sessions: Sessions) -> Iterator[Sessions]:
     victim.execute(f"ALTER ROLE pwvictim PASSWORD '{PASSWORD_ALTER}'".encode())
     # the role and database names, and an application name (the server makes non-ASCII '?' there)
     conn = psycopg.connect(
-        host=str(pg.socket_dir), port=pg.port, user=ROLE, dbname=DATABASE, application_name=HOSTILE, autocommit=True
+        host=str(pg.socket_dir),
+        port=pg.port,
+        user=ROLE,
+        dbname=DATABASE,
+        application_name=HOSTILE,
+        autocommit=True,
     )
     sessions.conns.append(conn)
     conn.execute(f"SELECT /* {HOSTILE} */ 1".encode())
@@ -79,7 +84,9 @@ _LAYOUT_OK = {"\n"}
 
 
 def _control_characters(text: str) -> set[str]:
-    return {c for c in text if (ord(c) < 0x20 and c not in _LAYOUT_OK) or 0x7F <= ord(c) <= 0x9F or c == "\u202e"}
+    return {
+        c for c in text if (ord(c) < 0x20 and c not in _LAYOUT_OK) or 0x7F <= ord(c) <= 0x9F or c == "\u202e"
+    }
 
 
 def test_no_control_character_reaches_the_terminal(pg: Cluster, hostile: Sessions) -> None:
@@ -139,7 +146,9 @@ def test_json_keeps_the_exact_text(pg: Cluster, hostile: Sessions) -> None:
     assert any(s["query"] == f"SELECT /* {HOSTILE} */ 1" for s in sessions), sessions
 
 
-def test_passwords_appear_in_no_output_and_no_snapshot(pg: Cluster, hostile: Sessions, tmp_path: Path) -> None:
+def test_passwords_appear_in_no_output_and_no_snapshot(
+    pg: Cluster, hostile: Sessions, tmp_path: Path
+) -> None:
     premise = pg.sql("SELECT query FROM pg_stat_activity WHERE application_name = 'pwsetter'")
     assert PASSWORD_ALTER in premise[0][0]  # the server shows it to pgdoctor
     if pg.version == "15":

@@ -69,7 +69,9 @@ def test_insane_values_are_refused(tmp_path: Path, case: str) -> None:
     for command in (["connections"], ["recommend", "--ram", "64GB"]):
         result = run_cli(*command, "--snapshot", str(path))
         assert result.returncode == 2, (case, result.stderr[-800:])
-        assert result.stderr.startswith("error: snapshot") or result.stderr.startswith("error: invalid snapshot")
+        assert result.stderr.startswith("error: snapshot") or result.stderr.startswith(
+            "error: invalid snapshot"
+        )
         assert result.stderr.count("\n") == 1, result.stderr[-800:]
         assert result.stdout == ""
 
@@ -133,6 +135,7 @@ COMMANDS = {
 }
 DOCS = {path: json.loads(path.read_text()) for path in COMMANDS}
 
+
 def _nested(depth: int) -> list[Any]:
     value: list[Any] = []
     for _ in range(depth - 1):
@@ -193,7 +196,9 @@ def _run_in_process(args: list[str]) -> None:
 
 
 @settings(
-    max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+    max_examples=250,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(data=st.data())
 def test_fuzzed_snapshots_raise_nothing_but_pgdoctor_errors(tmp_path: Path, data: st.DataObject) -> None:
@@ -207,7 +212,11 @@ def test_fuzzed_snapshots_raise_nothing_but_pgdoctor_errors(tmp_path: Path, data
     text = json.dumps(doc)
     if data.draw(st.booleans()):  # damage the text itself
         at = data.draw(st.integers(min_value=0, max_value=len(text)))
-        text = text[:at] + data.draw(st.sampled_from(["", "}", "\\", '"', "NaN", "\x00", "[" * 2000])) + text[at:]
+        text = (
+            text[:at]
+            + data.draw(st.sampled_from(["", "}", "\\", '"', "NaN", "\x00", "[" * 2000]))
+            + text[at:]
+        )
     target = tmp_path / "fuzz.json"
     target.write_text(text, encoding="utf-8", errors="surrogatepass")
     for command in COMMANDS[source]:
