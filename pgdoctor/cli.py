@@ -53,10 +53,14 @@ class _Stdout:
 
     CHUNK = 8192  # a large write that the pipe's reader abandons halfway ends without an error
 
-    def write(self, text: str) -> int:
+    def write(self, text: str | bytes) -> int:
+        # click's echo may hand over bytes (it takes this wrapper for a binary stream)
+        target = self._stream.buffer if isinstance(text, bytes) else self._stream
+        if isinstance(text, bytes):
+            self._stream.flush()
         try:
             for start in range(0, len(text), self.CHUNK):
-                self._stream.write(text[start : start + self.CHUNK])
+                target.write(text[start : start + self.CHUNK])
         except BrokenPipeError:
             raise OutputClosed from None
         return len(text)

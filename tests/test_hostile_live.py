@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -39,7 +38,7 @@ def _ident(name: str) -> str:
 
 
 @pytest.fixture
-def hostile(pg: Cluster, sessions: Sessions) -> Iterator[Sessions]:
+def hostile(pg: Cluster, sessions: Sessions) -> Sessions:
     """Idle, active and lock-waiting sessions with hostile names and texts; statements with passwords."""
     for role in (ROLE, "pwvictim", "pwuser"):
         pg.sql(f"DROP ROLE IF EXISTS {_ident(role)}")
@@ -77,7 +76,7 @@ def hostile(pg: Cluster, sessions: Sessions) -> Iterator[Sessions]:
     wait_for_lock_waits(pg, [waiter])
     running = sessions.send("runner", f"SELECT pg_sleep(60) /* {HOSTILE} */")
     wait_for_active(pg, [running])
-    yield sessions
+    return sessions
 
 
 _LAYOUT_OK = {"\n"}

@@ -188,11 +188,13 @@ def _apply(doc: Any, path: tuple[Any, ...], op: str, value: Any) -> None:
 def _run_in_process(args: list[str]) -> None:
     from pgdoctor.cli import app
 
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        try:
-            app(args, standalone_mode=False)
-        except (PgDoctorError, typer.Exit):
-            pass
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+        contextlib.suppress(PgDoctorError, typer.Exit),
+    ):
+        app(args, standalone_mode=False)
 
 
 @settings(
