@@ -83,7 +83,7 @@ def fail(message: str, code: int) -> None:
 def main() -> None:
     """Console entry point."""
     real_stdout = sys.stdout
-    sys.stdout = _Stdout(real_stdout)  # type: ignore[assignment]
+    sys.stdout = _Stdout(real_stdout)
     try:
         result = app(standalone_mode=False)
         sys.stdout.flush()  # a pipe closed after the last write shows here, not at interpreter exit

@@ -86,7 +86,7 @@ class _Checked(click_types.ParamType):
         shown = repr(text[:40] + ("…" if len(text) > 40 else ""))
         try:
             number = self.plain.convert(value, param, ctx)
-        except click_types.BadParameter:
+        except typer.BadParameter:
             kind = "a number" if self.plain is click_types.FLOAT else "a whole number"
             raise PgDoctorError(f"{option} {shown}: not {kind}", ExitCode.USAGE) from None
         if not math.isfinite(number):
@@ -99,7 +99,7 @@ class _Checked(click_types.ParamType):
             )
         try:
             return self.inner.convert(number, param, ctx)
-        except click_types.BadParameter as exc:  # the option's own range (--timeout at least 0.1 …)
+        except typer.BadParameter as exc:  # the option's own range (--timeout at least 0.1 …)
             raise PgDoctorError(f"{option} {shown}: {exc.message}", ExitCode.USAGE) from None
 
 

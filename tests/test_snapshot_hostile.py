@@ -42,7 +42,7 @@ def _setting(doc: dict[str, Any], name: str, value: str) -> None:
 
 def _first_client(doc: dict[str, Any]) -> dict[str, Any]:
     activity = doc["datasets"]["connections"]["activity"]
-    return next(r for r in activity if r["backend_type"] == "client backend")  # type: ignore[no-any-return]
+    return next(r for r in activity if r["backend_type"] == "client backend")
 
 
 CASES = {
