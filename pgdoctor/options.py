@@ -34,8 +34,8 @@ DsnOpt = Annotated[
     typer.Option(
         "--dsn",
         "-d",
-        help="libpq conninfo or URI (SQLAlchemy URLs accepted). Default: $DATABASE_URL, then libpq's "
-        "PG* variables, service file and ~/.pgpass.",
+        help="libpq conninfo or URI, passed to libpq as written (SQLAlchemy +driver URLs are converted). "
+        "Default: $DATABASE_URL, then libpq's PG* variables, service file and ~/.pgpass.",
         show_default=False,
     ),
 ]
@@ -45,7 +45,13 @@ SnapshotOpt = Annotated[
 ]
 FormatOpt = Annotated[
     Format,
-    typer.Option("--format", "-f", help="auto = table on a terminal, plain in a pipe.", case_sensitive=False),
+    typer.Option(
+        "--format",
+        "-f",
+        help="auto = table on a terminal, plain in a pipe. Text formats show control characters "
+        "escaped (\\x1b); markdown escapes its own syntax; json keeps the exact text.",
+        case_sensitive=False,
+    ),
 ]
 # statement_timeout is an int of milliseconds (at most 2147483647): the longest --timeout it can take
 MAX_TIMEOUT_S = 2_147_483
