@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import Any
 
 import typer
+import typer.main
 
 from pgdoctor.commands.connections import connections
 from pgdoctor.commands.locks import locks
@@ -12,8 +15,17 @@ from pgdoctor.commands.recommend import recommend
 from pgdoctor.commands.slow_queries import slow_queries
 from pgdoctor.commands.snapshot import snapshot
 from pgdoctor.errors import EXIT_CODES_HELP, ExitCode, PgDoctorError
+from pgdoctor.options import harden
 
-app = typer.Typer(
+
+class _App(typer.Typer):
+    """Typer, with every numeric option checked in one place (pgdoctor.options.harden)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return harden(typer.main.get_command(self))(*args, **kwargs)
+
+
+app = _App(
     name="pgdoctor",
     help=f"PostgreSQL diagnostics for the person on call.\n\n{EXIT_CODES_HELP}",
     no_args_is_help=True,
@@ -29,6 +41,40 @@ app.command()(recommend)
 app.command()(snapshot)
 
 
+class OutputClosed(Exception):
+    """stdout's reader went away. Not an OSError, so neither click nor rich turns it into exit 1."""
+
+
+class _Stdout:
+    """sys.stdout, with a closed pipe raised as OutputClosed."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    CHUNK = 8192  # a large write that the pipe's reader abandons halfway ends without an error
+
+    def write(self, text: str | bytes) -> int:
+        # click's echo may hand over bytes (it takes this wrapper for a binary stream)
+        target = self._stream.buffer if isinstance(text, bytes) else self._stream
+        if isinstance(text, bytes):
+            self._stream.flush()
+        try:
+            for start in range(0, len(text), self.CHUNK):
+                target.write(text[start : start + self.CHUNK])
+        except BrokenPipeError:
+            raise OutputClosed from None
+        return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise OutputClosed from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def fail(message: str, code: int) -> None:
     print(f"error: {message}", file=sys.stderr)
     sys.exit(code)
@@ -36,8 +82,18 @@ def fail(message: str, code: int) -> None:
 
 def main() -> None:
     """Console entry point."""
+    real_stdout = sys.stdout
+    sys.stdout = _Stdout(real_stdout)
     try:
         result = app(standalone_mode=False)
+        sys.stdout.flush()  # a pipe closed after the last write shows here, not at interpreter exit
+    except (OutputClosed, BrokenPipeError):
+        # the reader went away (| head): nothing more can be said on stdout, and the interpreter must
+        # not fail again flushing it at exit; an exit code of its own, not 0 (all seen) nor 1 (findings)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, real_stdout.fileno())
+        sys.stdout = real_stdout
+        sys.exit(ExitCode.BROKEN_PIPE)
     except PgDoctorError as exc:
         fail(exc.message, int(exc.exit_code))
     except (KeyboardInterrupt, typer.Abort):
@@ -45,8 +101,6 @@ def main() -> None:
     except typer.TyperException as exc:  # click's usage errors: bad option, bad value
         exc.show()  # type: ignore[attr-defined]
         sys.exit(ExitCode.USAGE)
-    except BrokenPipeError:
-        sys.exit(0)
     if result == ExitCode.INTERRUPTED:  # typer turns Ctrl-C into Exit(130)
         fail("interrupted", int(ExitCode.INTERRUPTED))
     sys.exit(result if isinstance(result, int) else 0)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import typing
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from typer._click import types as click_types  # loaded by typer itself
 
 from pgdoctor.errors import ExitCode, PgDoctorError
 from pgdoctor.render.formats import Format
@@ -31,8 +34,8 @@ DsnOpt = Annotated[
     typer.Option(
         "--dsn",
         "-d",
-        help="libpq conninfo or URI (SQLAlchemy URLs accepted). Default: $DATABASE_URL, then libpq's "
-        "PG* variables, service file and ~/.pgpass.",
+        help="libpq conninfo or URI, passed to libpq as written (SQLAlchemy +driver URLs are converted). "
+        "Default: $DATABASE_URL, then libpq's PG* variables, service file and ~/.pgpass.",
         show_default=False,
     ),
 ]
@@ -42,11 +45,21 @@ SnapshotOpt = Annotated[
 ]
 FormatOpt = Annotated[
     Format,
-    typer.Option("--format", "-f", help="auto = table on a terminal, plain in a pipe.", case_sensitive=False),
+    typer.Option(
+        "--format",
+        "-f",
+        help="auto = table on a terminal, plain in a pipe. Text formats show control characters "
+        "escaped (\\x1b); markdown escapes its own syntax; json keeps the exact text.",
+        case_sensitive=False,
+    ),
 ]
+# statement_timeout is an int of milliseconds (at most 2147483647): the longest --timeout it can take
+MAX_TIMEOUT_S = 2_147_483
 TimeoutOpt = Annotated[
     float,
-    typer.Option("--timeout", min=0.1, help="statement_timeout for pgdoctor's queries, in seconds."),
+    typer.Option(
+        "--timeout", min=0.1, max=MAX_TIMEOUT_S, help="statement_timeout for pgdoctor's queries, in seconds."
+    ),
 ]
 FailOnOpt = Annotated[
     FailOn,
@@ -55,6 +68,55 @@ FailOnOpt = Annotated[
     ),
 ]
 FullOpt = Annotated[bool, typer.Option("--full", help="Show whole query texts.")]
+
+
+# Every number an option takes (thresholds in seconds, %, counts; --timeout; --cpus …) is finite, not
+# negative, and at most this: larger is no threshold but a typo (1e12 s is 31,700 years).
+MAX_OPTION_NUMBER = 1e12
+
+
+class _Checked(click_types.ParamType):
+    """An int or float option's type, checked first (see MAX_OPTION_NUMBER), then its own range."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.plain = click_types.FLOAT if isinstance(inner, click_types.FloatParamType) else click_types.INT
+
+    def get_metavar(self, *args: Any, **kwargs: Any) -> str | None:
+        return typing.cast(str | None, self.inner.get_metavar(*args, **kwargs))
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        option = param.opts[0] if param is not None and param.opts else "option"
+        text = str(value)
+        shown = repr(text[:40] + ("…" if len(text) > 40 else ""))
+        try:
+            number = self.plain.convert(value, param, ctx)
+        except typer.BadParameter:
+            kind = "a number" if self.plain is click_types.FLOAT else "a whole number"
+            raise PgDoctorError(f"{option} {shown}: not {kind}", ExitCode.USAGE) from None
+        if not math.isfinite(number):
+            raise PgDoctorError(f"{option} {shown}: not a finite number", ExitCode.USAGE)
+        if number < 0:
+            raise PgDoctorError(f"{option} {shown}: must not be negative", ExitCode.USAGE)
+        if number > MAX_OPTION_NUMBER:
+            raise PgDoctorError(
+                f"{option} {shown}: too large (at most {MAX_OPTION_NUMBER:g})", ExitCode.USAGE
+            )
+        try:
+            return self.inner.convert(number, param, ctx)
+        except typer.BadParameter as exc:  # the option's own range (--timeout at least 0.1 …)
+            raise PgDoctorError(f"{option} {shown}: {exc.message}", ExitCode.USAGE) from None
+
+
+def harden(command: Any) -> Any:
+    """Give every int and float option of every command the one check of _Checked: NaN, ±inf,
+    negatives and absurd magnitudes are one line and exit 2, before anything else runs."""
+    for sub in [command, *getattr(command, "commands", {}).values()]:
+        for param in sub.params:
+            if isinstance(param.type, click_types.FloatParamType | click_types.IntParamType):
+                param.type = _Checked(param.type)
+    return command
 
 
 def obtain(

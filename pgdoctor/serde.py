@@ -33,11 +33,12 @@ def to_jsonable(value: Any) -> Any:
 class _Mismatch(Exception):
     """A value that does not fit; `path` grows as the exception climbs out of containers."""
 
-    def __init__(self, expected: str, found: Any, missing: str = "") -> None:
+    def __init__(self, expected: str, found: Any, missing: str = "", problem: bool = False) -> None:
         super().__init__(expected)
         self.expected = expected
         self.found = found
         self.missing = missing
+        self.problem = problem  # `expected` is the whole explanation
         self.path: list[str] = []
 
 
@@ -45,10 +46,16 @@ def from_jsonable(cls: type[T], data: Any, where: str = "snapshot") -> T:
     """Rebuild `cls` from JSON data, refusing anything that does not fit its type hints."""
     try:
         return typing.cast(T, _converter(typing.cast(Any, cls))(data))
+    except RecursionError:
+        raise PgDoctorError(f"invalid snapshot: {where}: nested too deep", ExitCode.USAGE) from None
     except _Mismatch as bad:
         place = where + "".join(reversed(bad.path))
         if bad.missing:
             text = f"invalid snapshot: {place} lacks {bad.missing}"
+        elif bad.problem:
+            text = f"invalid snapshot: {place}: {bad.expected}"
+        elif type(bad.found) in (int, float) and type(bad.found) is not bool:
+            text = f"invalid snapshot: {place} should be {bad.expected}, found {str(bad.found)[:40]}"
         else:
             text = f"invalid snapshot: {place} should be {bad.expected}, found {type(bad.found).__name__}"
         raise PgDoctorError(text, ExitCode.USAGE) from None
@@ -76,21 +83,98 @@ def _converter(tp: Any) -> Converter:
         return _any
     if tp is float:
         return _float
-    if tp in (int, str, bool):
+    if tp is int:
+        return _int
+    if tp in (str, bool):
         return _exact(tp)
     if tp is type(None):
         return _exact(type(None))
     raise TypeError(f"cannot read {tp!r} from a snapshot")
 
 
-def _any(data: Any) -> Any:
+# Integers a snapshot may hold: PostgreSQL's widest (bigint; pg_stat_statements counters are int8,
+# queryid is int8, xids read as text). Anything wider was not written by pgdoctor.
+INT_MIN = -(2**63)
+INT_MAX = 2**64 - 1
+# What a value typed Any may hold: plain values nested at most this deep.
+ANY_DEPTH = 8
+
+
+def _any(data: Any, depth: int = 0) -> Any:
+    if type(data) in (dict, list):
+        if depth >= ANY_DEPTH:
+            raise _Mismatch("a shallower value", data)
+        for value in data.values() if type(data) is dict else data:
+            _any(value, depth + 1)
+    elif type(data) is float:
+        _float(data)
+    elif type(data) is int:
+        _int(data)
     return data
 
 
 def _float(data: Any) -> float:
-    if type(data) is float or type(data) is int:
+    if type(data) is float:
+        if data - data == 0.0:  # not NaN, not ±Infinity
+            return data
+        raise _Mismatch("a finite float", data)
+    if type(data) is int and INT_MIN <= data <= INT_MAX:
         return float(data)
     raise _Mismatch("float", data)
+
+
+def _int(data: Any) -> int:
+    if type(data) is int and INT_MIN <= data <= INT_MAX:  # exact: a bool is not an int here
+        return data
+    raise _Mismatch("a 64-bit int" if type(data) is int else "int", data)
+
+
+def _int_at_least(low: int) -> Converter:
+    def convert(data: Any) -> int:
+        if type(data) is int and low <= data <= INT_MAX:
+            return data
+        raise _Mismatch(f"an int >= {low}" if type(data) is int else "int", data)
+
+    return convert
+
+
+def _nullable(conv: Converter) -> Converter:
+    def convert(data: Any) -> Any:
+        return None if data is None else conv(data)
+
+    return convert
+
+
+def _setting_problem(row: Any) -> str | None:
+    """A setting pgdoctor computes with must hold a number: a finite one when it has a unit or a numeric
+    vartype (pg_settings), an integer when PostgreSQL types it so."""
+    value = row.setting
+    if value == "":
+        return None
+    integer = getattr(row, "vartype", None) == "integer" or row.name in INTEGER_SETTINGS
+    if not (integer or row.unit or getattr(row, "vartype", None) == "real"):
+        return None
+    try:
+        number = int(value) if integer else float(value)
+    except ValueError:
+        return f"setting {row.name} = {value[:40]!r}: not {'an integer' if integer else 'a number'}"
+    if not INT_MIN <= number <= INT_MAX:  # False for NaN and ±Infinity too
+        return f"setting {row.name} = {value[:40]!r}: out of range"
+    return None
+
+
+# Settings PostgreSQL types `integer` that pgdoctor reads from the short settings list (ServerInfo).
+INTEGER_SETTINGS = frozenset(
+    """max_connections superuser_reserved_connections reserved_connections
+    idle_in_transaction_session_timeout idle_session_timeout statement_timeout max_wal_senders
+    max_worker_processes autovacuum_max_workers max_locks_per_transaction max_prepared_transactions
+    deadlock_timeout lock_timeout pg_stat_statements.max work_mem""".split()
+)
+# Checks of a whole row after its fields were read, by class name.
+_ROW_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "SettingRow": _setting_problem,
+    "FullSettingRow": _setting_problem,
+}
 
 
 def _exact(tp: type) -> Converter:
@@ -121,8 +205,12 @@ def _union(options: list[Any], nullable: bool) -> Converter:
 
 def _dataclass(cls: Any) -> Converter:
     hints = typing.get_type_hints(cls)
-    fields = [(f.name, _converter(hints[f.name])) for f in dataclasses.fields(cls)]
+    fields = [
+        (f.name, _FIELD_CONVERTERS.get((f.name, hints[f.name])) or _converter(hints[f.name]))
+        for f in dataclasses.fields(cls)
+    ]
     names = {name for name, _ in fields}
+    check = _ROW_CHECKS.get(cls.__name__)
 
     def convert(data: Any) -> Any:
         if type(data) is not dict:
@@ -136,7 +224,12 @@ def _dataclass(cls: Any) -> Converter:
             except _Mismatch as bad:
                 bad.path.append(f".{name}")
                 raise
-        return cls(**values)
+        row = cls(**values)
+        if check is not None:
+            problem = check(row)
+            if problem:
+                raise _Mismatch(problem, data, problem=True)
+        return row
 
     return convert
 
@@ -171,3 +264,13 @@ def _mapping(value_conv: Converter) -> Converter:
         return out
 
     return convert
+
+
+# Fields whose values have a sane range beyond their type, by name and type: a process id is positive
+# (0 in pg_blocking_pids() stands for a prepared transaction), a server version is 9.0 or later.
+_FIELD_CONVERTERS: dict[tuple[str, Any], Converter] = {
+    ("pid", int): _int_at_least(1),
+    ("leader_pid", int | None): _nullable(_int_at_least(1)),
+    ("blocked_by", list[int]): _sequence(_int_at_least(0), False, "list[int]"),
+    ("version_num", int): _int_at_least(90000),
+}

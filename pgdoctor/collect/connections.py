@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pgdoctor import queries
 from pgdoctor.collect.server import ServerInfo, collect_server
 from pgdoctor.db import Database
+from pgdoctor.secrets import mask_rows
 
 QUERIES = {"activity": queries.SERVER_VERSIONS}
 
@@ -57,4 +58,5 @@ class ConnectionsData:
 def collect(db: Database) -> ConnectionsData:
     server = collect_server(db, SETTINGS)
     sql = queries.load("activity", queries.server_version(db.server_version_num))
-    return ConnectionsData(server=server, activity=db.rows(sql, ActivityRow))
+    activity = mask_rows(db.rows(sql, ActivityRow))  # no password in any output or snapshot
+    return ConnectionsData(server=server, activity=activity)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pgdoctor import queries
 from pgdoctor.collect.server import ServerInfo, collect_server
 from pgdoctor.db import Database
+from pgdoctor.secrets import mask_rows
 
 QUERIES = {
     "locks_activity": queries.SERVER_VERSIONS,
@@ -172,6 +173,7 @@ def collect(db: Database, *, details: bool = True, summary: bool = True) -> Lock
     version = queries.server_version(db.server_version_num)
     server = collect_server(db, SETTINGS)
     sessions = in_picture(db.rows(queries.load("locks_activity", version), LockSession))
+    sessions = mask_rows(sessions)  # no password in any output or snapshot
     waits: list[WaitLock] | None = None
     stats: LockTableStats | None = None
     if details:

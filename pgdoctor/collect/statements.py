@@ -24,6 +24,7 @@ from pgdoctor import queries
 from pgdoctor.collect.server import ServerInfo, collect_server
 from pgdoctor.db import Database
 from pgdoctor.errors import PgDoctorError
+from pgdoctor.secrets import mask_rows
 
 # Extension versions whose column sets differ (see queries/statements/); 1.4 is the oldest an
 # extension still installable on PostgreSQL 13+ can be at.
@@ -324,6 +325,7 @@ def _top(db: Database, sql: str, params: dict[str, Any]) -> Top:
     if len(rows) < params["limit"] and (not rows or rows[0].own_candidates >= OWN_ROOM):
         rows = db.rows(sql, _RankedRow, {**params, "own_room": 2**31 - 1 - params["limit"]})
     statements = [StatementRow(**{name: getattr(r, name) for name in _STATEMENT_FIELDS}) for r in rows]
+    statements = mask_rows(statements)  # no password in any output or snapshot
     if not rows:
         return Top(totals=None, statements=[])
     first = rows[0]
@@ -348,7 +350,7 @@ def _baseline_params(rows: list[_BaselineRow]) -> dict[str, list[Any]]:
 
 def collect_running(db: Database) -> list[RunningRow]:
     sql = queries.load("statements_running", queries.server_version(db.server_version_num))
-    return db.rows(sql, RunningRow)
+    return mask_rows(db.rows(sql, RunningRow))  # no password in any output or snapshot
 
 
 def collect(

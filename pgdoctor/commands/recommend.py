@@ -45,7 +45,7 @@ class Workload(StrEnum):
     DESKTOP = "desktop"
 
 
-_APP = re.compile(r"^(?P<name>[^=]+)=(?P<processes>\d+)(?:[x*](?P<threads>\d+))?$")
+_APP = re.compile(r"^(?P<name>[^=]+)=(?P<processes>\d{1,9})(?:[x*](?P<threads>\d{1,9}))?$")
 
 
 def parse_apps(values: list[str]) -> list[AppSpec]:

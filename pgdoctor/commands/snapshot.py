@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,16 +11,28 @@ from pgdoctor.options import DsnOpt, TimeoutOpt
 
 
 def snapshot(
-    output: Annotated[Path, typer.Option("--output", "-o", help="File to write (JSON).")],
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            help="File to write (JSON), - for standard output. A regular file is replaced atomically "
+            "(through symlinks); a device or FIFO is written through. Checked before connecting.",
+        ),
+    ],
     dsn: DsnOpt = None,
     timeout: TimeoutOpt = 5.0,
 ) -> None:
     """Save what every command reads as one versioned JSON file; read it back with --snapshot FILE."""
     from pgdoctor.db import connect
-    from pgdoctor.snapshot import capture, save
+    from pgdoctor.snapshot import Output, capture
 
-    with connect(dsn, timeout) as db:
-        document = capture(db)
-    save(document, output)
+    target = Output(output)  # a bad path fails here, before connecting
+    try:
+        with connect(dsn, timeout) as db:
+            document = capture(db)
+        target.write(document)
+    finally:
+        target.discard()
     names = ", ".join(document["datasets"])
     print(f"saved {output}: PostgreSQL {document['server']['version']}, {names}", file=sys.stderr)

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable
 
 from pgdoctor.recommend.pools import AppPool, PgBouncerPlan
+from pgdoctor.render.document import safe
 
 _PLAIN = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
@@ -28,7 +29,7 @@ def conf_block(header: Iterable[str], settings: Iterable[tuple[str, str | None, 
                 lines.append(f"#   ALTER ROLE <app_role> SET {name} = '{value}';")
         else:
             lines.append(f"{name} = {conf_value(value)}  # {reason}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(map(safe, lines)) + "\n"  # a newline in a name must not end a comment
 
 
 PGBOUNCER_ORDER = (
@@ -53,7 +54,7 @@ def pgbouncer_block(header: Iterable[str], plan: PgBouncerPlan) -> str:
     for name, value in pgbouncer_values(plan).items():
         lines.append(f"; {plan.reasons[name]}")
         lines.append(f"{name} = {value}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(map(safe, lines)) + "\n"  # a newline in a name must not end a comment
 
 
 def engine_name(app: str) -> str:
@@ -106,4 +107,4 @@ def sqlalchemy_block(header: Iterable[str], apps: list[AppPool], behind_pgbounce
             f"{k}={v}" if k == "poolclass" else f"{k}={v!r}" for k, v in engine_kwargs(app).items()
         )
         lines.append(f"{var} = create_engine(DATABASE_URL, {args})")
-    return "\n".join(lines) + "\n"
+    return "\n".join(map(safe, lines)) + "\n"  # a newline in a name must not end a comment

@@ -29,6 +29,7 @@ _RAM_UNITS = {
     "tb": TB,
     "tib": TB,
 }
+MAX_RAM = 1024 * TB  # larger is a typo, not a machine
 _RAM = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
 
 # pg_settings.unit for memory settings: '8kB' (blocks), 'kB', 'MB', 'B'
@@ -41,24 +42,28 @@ def parse_ram(text: str) -> int:
     m = _RAM.match(text or "")
     if not m:
         raise PgDoctorError(
-            f"--ram {text!r}: not a size; write it like 128G, 128GB, 512MB, 1T or 64GiB", ExitCode.USAGE
+            f"--ram {text[:40]!r}: not a size; write it like 128G, 128GB, 512MB, 1T or 64GiB", ExitCode.USAGE
         )
     number, unit = float(m.group(1)), m.group(2).lower()
     if not unit:
         raise PgDoctorError(
-            f"--ram {text!r}: give a unit (128G, 512MB, 1T): a bare number is ambiguous", ExitCode.USAGE
+            f"--ram {text[:40]!r}: give a unit (128G, 512MB, 1T): a bare number is ambiguous", ExitCode.USAGE
         )
     if unit not in _RAM_UNITS:
         raise PgDoctorError(
-            f"--ram {text!r}: unknown unit {m.group(2)!r}; use kB, MB, GB or TB (or K, M, G, T, GiB …)",
+            f"--ram {text[:40]!r}: unknown unit {m.group(2)!r}; use kB, MB, GB or TB (or K, M, G, T, GiB …)",
             ExitCode.USAGE,
+        )
+    if not math.isfinite(number * _RAM_UNITS[unit]) or number * _RAM_UNITS[unit] > MAX_RAM:
+        raise PgDoctorError(
+            f"--ram {text[:40]!r}: more than {MAX_RAM // TB} TB is no server's memory", ExitCode.USAGE
         )
     size = math.floor(number * _RAM_UNITS[unit])
     if size <= 0:
-        raise PgDoctorError(f"--ram {text!r}: must be more than zero", ExitCode.USAGE)
+        raise PgDoctorError(f"--ram {text[:40]!r}: must be more than zero", ExitCode.USAGE)
     if size < 64 * MB:
         raise PgDoctorError(
-            f"--ram {text!r}: too small to run PostgreSQL usefully (at least 64MB)", ExitCode.USAGE
+            f"--ram {text[:40]!r}: too small to run PostgreSQL usefully (at least 64MB)", ExitCode.USAGE
         )
     return size
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -79,11 +80,55 @@ SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 MAX_PIDS_SHOWN = 12
 
 
+# Characters that steer a terminal or hide what text says: C0 controls (ESC, BEL, CR, newline, tab …),
+# DEL, C1 controls (0x80-0x9f: 0x9b is a one-byte CSI), bidirectional marks, embeddings, overrides and
+# isolates, line and paragraph separators, and lone surrogates (undecodable bytes). Drawn escaped.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# What GitHub-flavoured markdown would read as a table border, link, image, HTML tag, code span or an
+# escape: written with a backslash, so `![x](http://…)` in a query text stays text in a pasted ticket.
+_MARKDOWN = re.compile(r"([\\|\[\]<>!`])")
+# A markdown table cell is padded to the width of its column's widest cell, up to this: past it, cells
+# are not padded (one long query must not make every row of its column as long: output ∝ data).
+MARKDOWN_PAD_MAX = 60
+
+
+def _escape_char(m: re.Match[str]) -> str:
+    c = m.group()
+    short = _SHORT_ESCAPES.get(c)
+    if short:
+        return short
+    code = ord(c)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def safe(text: str) -> str:
+    """`text` with every control character escaped (`\\x1b`, `\\n`, `\\u202e`): nothing from the server
+    may move the cursor, retitle the terminal, forge a link or reorder what the reader sees.
+
+    Every text format draws through this (cells, labels, titles, text and findings); JSON does not."""
+    if text.isprintable():  # the common case, in C: no control, format or separator character
+        return text
+    return _UNSAFE.sub(_escape_char, text)
+
+
+def _md(text: str) -> str:
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
+def markdown_safe(text: str) -> str:
+    """`safe(text)` with markdown's active characters escaped."""
+    return _md(safe(text))
+
+
 def text_of(cell: Cell) -> str:
+    """A cell as drawn in any text format: control characters escaped (see `safe`)."""
     if cell is None:
         return ""
     if isinstance(cell, Styled):
-        return cell.text
+        return safe(cell.text)
+    if isinstance(cell, str):
+        return safe(cell)
     if isinstance(cell, float):
         return f"{cell:g}"
     return str(cell)
@@ -138,7 +183,7 @@ def _csv(doc: Document, out: IO[str]) -> None:
     if not isinstance(table, Table):
         raise ValueError("the primary section of a document must be a table")
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([c.header for c in table.columns])
+    writer.writerow([safe(c.header) for c in table.columns])
     for row in table.rows:
         writer.writerow([text_of(c) for c in row])
 
@@ -161,9 +206,39 @@ def simple_table(rows: list[list[str]], headers: list[str], aligns: list[str]) -
     return "\n".join([line(headers), "  ".join("-" * w for w in widths), *(line(r) for r in rows)])
 
 
+def markdown_table(rows: list[list[str]], headers: list[str], aligns: list[str]) -> str:
+    """A GitHub-flavoured markdown table of cells already made `safe`: markdown's active characters are
+    escaped here; cells are padded to their column's width only up to MARKDOWN_PAD_MAX, so the output
+    grows with the data, not with the longest cell times the rows."""
+    md = [[_md(c.strip()) for c in row] for row in rows]
+    head = [_md(h) for h in headers]
+    widths = [min(max(len(h), 3), MARKDOWN_PAD_MAX) for h in head]
+    for row in md:
+        for i, cell in enumerate(row):
+            if len(cell) > widths[i]:
+                widths[i] = min(len(cell), MARKDOWN_PAD_MAX)
+
+    def line(cells: list[str]) -> str:
+        padded = (
+            c.rjust(w) if a == "right" else c.ljust(w) for c, w, a in zip(cells, widths, aligns, strict=True)
+        )
+        return "| " + " | ".join(padded) + " |"
+
+    rule = (
+        "|"
+        + "|".join(
+            ("-" * (w + 1) + ":") if a == "right" else (":" + "-" * (w + 1))
+            for w, a in zip(widths, aligns, strict=True)
+        )
+        + "|"
+    )
+    return "\n".join([line(head), rule, *(line(r) for r in md)])
+
+
 def _tree_lines(node: Node, depth: int, markdown: bool) -> list[str]:
     indent = "  " * depth
-    lines = [f"{indent}- {text_of(node.label)}"]
+    label = text_of(node.label)
+    lines = [f"{indent}- {_md(label) if markdown else label}"]
     for child in node.children:
         lines.extend(_tree_lines(child, depth + 1, markdown))
     return lines
@@ -172,48 +247,47 @@ def _tree_lines(node: Node, depth: int, markdown: bool) -> list[str]:
 def _tabulated(doc: Document, *, markdown: bool) -> str:
     from tabulate import tabulate
 
+    own = markdown_safe if markdown else safe  # text that may carry names from the server
     parts: list[str] = []
     heading = "## " if markdown else ""
     if doc.title:
-        parts.append(f"# {doc.title}" if markdown else doc.title)
+        parts.append(f"# {own(doc.title)}" if markdown else safe(doc.title))
     for section in doc.sections:
         if isinstance(section, Table):
             if section.title:
-                parts.append(f"{heading}{section.title}")
+                parts.append(f"{heading}{own(section.title)}")
             if section.rows:
                 cells = [[text_of(c) for c in row] for row in section.rows]
-                headers = [c.header for c in section.columns]
+                headers = [safe(c.header) for c in section.columns]
                 aligns = [c.align for c in section.columns]
-                if not markdown and len(cells) > TABULATE_MAX_ROWS:
+                if markdown:
+                    parts.append(markdown_table(cells, headers, aligns))
+                elif len(cells) > TABULATE_MAX_ROWS:
                     parts.append(simple_table(cells, headers, aligns))
                 else:
                     parts.append(
                         tabulate(
-                            cells,
-                            headers=headers,
-                            tablefmt="github" if markdown else "simple",
-                            colalign=aligns,
-                            disable_numparse=True,
+                            cells, headers=headers, tablefmt="simple", colalign=aligns, disable_numparse=True
                         )
                     )
             else:
                 parts.append("(none)")
             if section.caption:
-                parts.append(section.caption)
+                parts.append(own(section.caption))
         elif isinstance(section, Trees):
             if section.title:
-                parts.append(f"{heading}{section.title}")
+                parts.append(f"{heading}{own(section.title)}")
             lines = [line for root in section.roots for line in _tree_lines(root, 0, markdown)]
             parts.append("\n".join(lines) if lines else "(none)")
         else:
-            parts.append("\n".join(section.lines))
+            parts.append("\n".join(own(line) for line in section.lines))
     if doc.show_findings:
         parts.append(f"{heading}Findings")
         if doc.findings:
             if markdown:
-                parts.append("\n".join(f"- {chr(10).join(finding_lines(f))}" for f in doc.findings))
+                parts.append("\n".join(f"- {chr(10).join(map(own, finding_lines(f)))}" for f in doc.findings))
             else:
-                parts.append("\n".join(line for f in doc.findings for line in finding_lines(f)))
+                parts.append("\n".join(own(line) for f in doc.findings for line in finding_lines(f)))
         else:
             parts.append("no findings")
     return "\n\n".join(parts) + "\n"
@@ -228,10 +302,14 @@ def _rich(doc: Document, out: IO[str]) -> None:
 
     console = Console(file=out, highlight=False, soft_wrap=False, no_color="NO_COLOR" in os.environ)
 
+    # RichText is never parsed for markup ([bold] in a query stays text); `safe` escapes control characters
     def rich_cell(cell: Cell) -> RichText:
         if isinstance(cell, Styled):
-            return RichText(cell.text, style=cell.style)
+            return RichText(safe(cell.text), style=cell.style)
         return RichText(text_of(cell))
+
+    def line(text: str, style: str = "") -> RichText:
+        return RichText(safe(text), style=style)
 
     def add(tree: RichTree, node: Node) -> None:
         branch = tree.add(rich_cell(node.label))
@@ -239,22 +317,22 @@ def _rich(doc: Document, out: IO[str]) -> None:
             add(branch, child)
 
     if doc.title:
-        console.print(RichText(doc.title, style="bold"))
+        console.print(line(doc.title, "bold"))
     for section in doc.sections:
         if isinstance(section, Table):
             table = RichTable(
-                title=section.title or None,
+                title=line(section.title) if section.title else None,
                 title_justify="left",
                 title_style="bold",
                 box=box.SIMPLE_HEAD,
-                caption=section.caption or None,
+                caption=line(section.caption) if section.caption else None,
                 caption_justify="left",
             )
             for i, col in enumerate(section.columns):
                 # the first column names the row: never truncate it, squeeze the figures instead
                 widest = max((len(text_of(r[i])) for r in section.rows[:RICH_MAX_ROWS]), default=0)
                 table.add_column(
-                    col.header,
+                    line(col.header),
                     justify="right" if col.align == "right" else "left",
                     no_wrap=i == 0,
                     min_width=min(widest, 40) if i == 0 else None,
@@ -269,7 +347,7 @@ def _rich(doc: Document, out: IO[str]) -> None:
                 )
         elif isinstance(section, Trees):
             if section.title:
-                console.print(RichText(section.title, style="bold"))
+                console.print(line(section.title, "bold"))
             if not section.roots:
                 console.print("(none)")
             for root in section.roots:
@@ -278,13 +356,13 @@ def _rich(doc: Document, out: IO[str]) -> None:
                     add(tree, child)
                 console.print(tree)
         else:
-            console.print(RichText("\n".join(section.lines), style=section.style))
+            console.print(RichText("\n".join(map(safe, section.lines)), style=section.style))
     if doc.show_findings:
         console.print(RichText("Findings", style="bold"))
         if not doc.findings:
             console.print(RichText("no findings", style="green"))
         for f in doc.findings:
             head, *rest = finding_lines(f)
-            console.print(RichText(head, style=SEVERITY_STYLE[f.severity.value]))
-            for line in rest:
-                console.print(RichText(line))
+            console.print(line(head, SEVERITY_STYLE[f.severity.value]))
+            for text in rest:
+                console.print(line(text))
