@@ -290,6 +290,11 @@ def connect(dsn: str | None, timeout_s: float = 5.0) -> Iterator[Database]:
         loader = _text_loader()
         for oid in TEXT_OIDS:
             conn.adapters.register_loader(oid, loader)
+        # Every Python int goes as int8 (psycopg picks int2/int4/int8 by value): a parameter's type is
+        # part of the statement's query id, and pgdoctor's statements keep one id each.
+        from psycopg.types.numeric import Int8Dumper
+
+        conn.adapters.register_dumper(int, Int8Dumper)
         yield Database(conn, timeout_s)
     except psycopg.Error as exc:
         raise query_error(exc, timeout_s) from exc

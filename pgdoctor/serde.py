@@ -122,7 +122,8 @@ def _union(options: list[Any], nullable: bool) -> Converter:
 def _dataclass(cls: Any) -> Converter:
     hints = typing.get_type_hints(cls)
     fields = [(f.name, _converter(hints[f.name])) for f in dataclasses.fields(cls)]
-    names = {name for name, _ in fields}
+    # fields added later have defaults: snapshots taken before them lack them and stay readable
+    names = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING}
 
     def convert(data: Any) -> Any:
         if type(data) is not dict:
@@ -131,6 +132,8 @@ def _dataclass(cls: Any) -> Converter:
             raise _Mismatch(_name(cls), data, missing=", ".join(sorted(names - data.keys())))
         values = {}
         for name, conv in fields:
+            if name not in data:
+                continue
             try:
                 values[name] = conv(data[name])
             except _Mismatch as bad:

@@ -40,7 +40,8 @@ QUERIES = {
     "statements_running": queries.SERVER_VERSIONS,
 }
 
-# --sort name -> the column of queries/statements_top it orders by (descending, on the server).
+# --sort name -> the column of queries/statements_top it orders by (descending, on the server; the
+# statement's CASE on %(sort)s spells the same).
 ORDER = {
     "total": "total_exec_ms",
     "mean": "mean_exec_ms",
@@ -292,16 +293,14 @@ class _Reader:
         self.with_text = columns.replace("{pgss}", f"{function}(true)")
         self.without_text = columns.replace("{pgss}", f"{function}(false)")
 
-    def top_sql(self, sort: str, interval: bool) -> str:
-        """The top statements in `sort` order: cumulative, or over the interval (delta)."""
+    def top_sql(self, interval: bool) -> str:
+        """The top statements in the order of the `sort` parameter: cumulative, or over the interval."""
         name = "statements_delta" if interval else "statements_cumulative"
         source = queries.load(name, self.version)
-        order = ORDER[sort]  # a fixed column name, never user text
         return (
             queries.load("statements_top", self.version)
             .replace("{source_counts}", source.replace("{statements}", self.without_text))
             .replace("{source}", source.replace("{statements}", self.with_text))
-            .replace("{order}", order)
         )
 
     def baseline(self) -> str:
@@ -381,7 +380,7 @@ def collect(
                 sleep(interval_s)
                 params.update(_baseline_params(baseline))
             for sort in sorts:
-                tops[sort] = _top(db, reader.top_sql(sort, interval_s is not None), params)
+                tops[sort] = _top(db, reader.top_sql(interval_s is not None), {**params, "sort": sort})
             info_sql = reader.info()
             if info_sql is not None:
                 info = db.rows(info_sql, InfoRow)[0]

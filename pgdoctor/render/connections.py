@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pgdoctor.analyze.connections import CLASSES, ConnectionsReport, Session
-from pgdoctor.render.common import age, count, round_s, shorten
+from pgdoctor.render.common import age, count, pooler_note, round_s, server_json, shorten
 from pgdoctor.render.document import Cell, Column, Document, Node, Styled, Table, Text, Trees
 
 CLASS_STYLE = {
@@ -100,6 +100,7 @@ def document(report: ConnectionsReport, *, show_sessions: bool = False, full: bo
         sections.append(sessions_table(report.sessions, full))
         primary = 2
     sections.append(background_section(report))
+    sections += pooler_note(report.server)
     return Document(title, sections, report.findings, primary=primary)
 
 
@@ -126,7 +127,7 @@ def to_json(report: ConnectionsReport) -> dict[str, Any]:
     cap = report.capacity
     return {
         "command": "connections",
-        "server": {"version": report.server.version, "version_num": report.server.version_num},
+        "server": server_json(report.server),
         "group_by": report.by,
         "capacity": {
             "max_connections": cap.max_connections,
