@@ -86,7 +86,14 @@ class Database:
         reported = conn.info.parameter_status("server_version")
         self.server_version: str = reported or str(self.server_version_num)
         ms = max(int(timeout_s * 1000), 1)
-        self.prelude = PRELUDE.format(ms=ms, lock_ms=min(ms, LOCK_TIMEOUT_MS)).encode()
+        prelude = PRELUDE.format(ms=ms, lock_ms=min(ms, LOCK_TIMEOUT_MS))
+        if conn.info.parameter_status("server_encoding") not in ("UTF8", None):
+            # Texts in pg_stat_activity are in the bytes of whichever database each session is in, and
+            # a server converts (or, from SQL_ASCII, checks) what it sends to a client encoding other
+            # than its own: one foreign byte fails the whole read. Client encoding SQL_ASCII takes the
+            # bytes as they are (the text loader decodes them). Local too: nothing of it outlives the read.
+            prelude += ", pg_catalog.set_config('client_encoding', 'SQL_ASCII', true)"
+        self.prelude = prelude.encode()
         # Filled by the first read: whether a pooler or proxy stands between pgdoctor and the server.
         self.via_pooler: bool | None = None
         self.idle_session_timeout_ms = 0
@@ -247,15 +254,28 @@ def same_endpoint(local: tuple[str, int] | None, addr: str | None, port: int | N
     return plain(addr) == plain(local[0])
 
 
-def _text_loader() -> type:
-    """Text as UTF-8 (the client encoding pgdoctor pins), undecodable bytes escaped (\\xff), never an
+def _text_loader(server_encoding: str | None) -> type:
+    """Text decoded as UTF-8, else in the server's encoding, undecodable bytes escaped (\\xff), never an
     error: other databases' sessions put bytes of their own encoding in pg_stat_activity, and an
-    SQL_ASCII database sends whatever bytes it holds."""
+    SQL_ASCII database holds whatever bytes it was sent."""
     from psycopg.adapt import Loader
+
+    fallback = "utf-8"
+    if server_encoding not in (None, "UTF8", "SQL_ASCII"):
+        from psycopg._encodings import pg2pyenc
+
+        try:
+            fallback = pg2pyenc(server_encoding.encode())
+        except Exception:  # a server encoding Python has no codec for: escape what is not UTF-8
+            fallback = "utf-8"
 
     class EscapingText(Loader):
         def load(self, data: Any) -> str:
-            return bytes(data).decode("utf-8", "backslashreplace")
+            raw = bytes(data)
+            try:
+                return raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return raw.decode(fallback, "backslashreplace")
 
     return EscapingText
 
@@ -287,7 +307,7 @@ def connect(dsn: str | None, timeout_s: float = 5.0) -> Iterator[Database]:
     except psycopg.Error as exc:
         raise connect_error(exc, conninfo) from exc
     try:
-        loader = _text_loader()
+        loader = _text_loader(conn.info.parameter_status("server_encoding"))
         for oid in TEXT_OIDS:
             conn.adapters.register_loader(oid, loader)
         # Every Python int goes as int8 (psycopg picks int2/int4/int8 by value): a parameter's type is
