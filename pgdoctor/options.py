@@ -46,7 +46,12 @@ FormatOpt = Annotated[
 ]
 TimeoutOpt = Annotated[
     float,
-    typer.Option("--timeout", min=0.1, help="statement_timeout for pgdoctor's queries, in seconds."),
+    typer.Option(
+        "--timeout",
+        min=0.1,
+        help="Seconds each of pgdoctor's reads may take (its statement_timeout; it gives up 1 s later "
+        "whatever the server, network or a pooler's queue does) and the connect timeout (at least 2).",
+    ),
 ]
 FailOnOpt = Annotated[
     FailOn,

@@ -29,8 +29,14 @@ pytestmark = [
 TIMEOUT = 1.0  # pgdoctor's --timeout
 LONG = TIMEOUT + 0.6  # the application's long statements outlast it
 APP_THREADS = 3
-SETTINGS = ("default_transaction_read_only", "statement_timeout", "lock_timeout", "search_path")
-SETTINGS += ("idle_in_transaction_session_timeout", "application_name")
+SETTINGS: tuple[str, ...] = (
+    "default_transaction_read_only",
+    "statement_timeout",
+    "lock_timeout",
+    "search_path",
+    "idle_in_transaction_session_timeout",
+    "application_name",
+)
 
 
 class App:
