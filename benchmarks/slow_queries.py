@@ -100,8 +100,8 @@ def bench(version: str, entries: int, runs: int) -> dict[str, Any]:
             version_row = ext.fetchone()
             assert held and dealloc and version_row
             reader = _Reader(str(version_row[0]), "public")
-            top = reader.top_sql("total", interval=False)
-            params = {"limit": 10, "database": None, "user": None}
+            top = reader.top_sql(interval=False)
+            params = {"limit": 10, "database": None, "user": None, "sort": "total"}
             ours, bare = server_ms(conn, top, params, BARE, 2 * runs + 1)
             result: dict[str, Any] = {
                 "version": version,

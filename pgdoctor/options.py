@@ -58,7 +58,11 @@ MAX_TIMEOUT_S = 2_147_483
 TimeoutOpt = Annotated[
     float,
     typer.Option(
-        "--timeout", min=0.1, max=MAX_TIMEOUT_S, help="statement_timeout for pgdoctor's queries, in seconds."
+        "--timeout",
+        min=0.1,
+        max=MAX_TIMEOUT_S,
+        help="Seconds each of pgdoctor's reads may take (its statement_timeout; it gives up 1 s later "
+        "whatever the server, network or a pooler's queue does) and the connect timeout (at least 2).",
     ),
 ]
 FailOnOpt = Annotated[

@@ -7,6 +7,7 @@ minimum version that is not above it is used.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 
@@ -59,7 +60,24 @@ def pick(name: str, version: Version) -> Path:
 
 @cache
 def _read(path: Path) -> str:
-    return path.read_text(encoding="utf-8")
+    return strip_comments(path.read_text(encoding="utf-8"))
+
+
+# A string literal, a quoted identifier, a comment, or anything else up to the next of them.
+_TOKENS = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|[^'"/-]+|.""", re.DOTALL)
+KEPT_COMMENT = "/* pgdoctor */"  # the marker that tells pgdoctor's own statements apart (pgdoctor.db)
+
+
+def strip_comments(sql: str) -> str:
+    """The statement without its comments (but the pgdoctor marker) and blank lines: what the server
+    gets, so other tools' views of pg_stat_statements and the server log show no comment blocks."""
+    kept = []
+    for token in _TOKENS.findall(sql):
+        if token.startswith("--") or (token.startswith("/*") and token != KEPT_COMMENT):
+            continue
+        kept.append(token)
+    lines = (line.rstrip() for line in "".join(kept).splitlines())
+    return "\n".join(line for line in lines if line)
 
 
 def load(name: str, version: Version) -> str:

@@ -209,7 +209,8 @@ def _dataclass(cls: Any) -> Converter:
         (f.name, _FIELD_CONVERTERS.get((f.name, hints[f.name])) or _converter(hints[f.name]))
         for f in dataclasses.fields(cls)
     ]
-    names = {name for name, _ in fields}
+    # fields added later have defaults: snapshots taken before them lack them and stay readable
+    names = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING}
     check = _ROW_CHECKS.get(cls.__name__)
 
     def convert(data: Any) -> Any:
@@ -219,6 +220,8 @@ def _dataclass(cls: Any) -> Converter:
             raise _Mismatch(_name(cls), data, missing=", ".join(sorted(names - data.keys())))
         values = {}
         for name, conv in fields:
+            if name not in data:
+                continue
             try:
                 values[name] = conv(data[name])
             except _Mismatch as bad:

@@ -193,7 +193,7 @@ def test_never_waits_behind_a_lock(pg: Cluster) -> None:
         with connect(pg.dsn(), timeout_s=30) as db:
             started = time.monotonic()
             with pytest.raises(PgDoctorError) as caught:
-                db.scalar("SELECT count(*) FROM busy")
+                db.scalar("SELECT count(*) FROM public.busy")  # search_path is pg_catalog only
             elapsed = time.monotonic() - started
         blocker.rollback()
     assert caught.value.exit_code == ExitCode.QUERY_FAILED
@@ -202,19 +202,27 @@ def test_never_waits_behind_a_lock(pg: Cluster) -> None:
 
 
 def test_statement_timeout_is_one_clear_error(pg: Cluster) -> None:
+    names = ["transaction_read_only", "lock_timeout", "statement_timeout", "search_path", "application_name"]
+    settings_sql = (
+        "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) FROM pg_settings WHERE name = ANY(%s)"
+    )
     with connect(pg.dsn(), timeout_s=0.3) as db:
         with pytest.raises(PgDoctorError) as caught:
             db.scalar("SELECT pg_sleep(5)")
         assert caught.value.exit_code == ExitCode.QUERY_FAILED
         assert "--timeout 0.3s" in caught.value.message
-        names = ["default_transaction_read_only", "lock_timeout", "statement_timeout"]
-        rows = db.conn.execute("SELECT name, setting FROM pg_settings WHERE name = ANY(%s)", [names])
-        settings = dict(rows.fetchall())
-    assert settings == {
-        "default_transaction_read_only": "on",
-        "lock_timeout": "300",
-        "statement_timeout": "300",
-    }
+        # each read runs with pgdoctor's settings in force ...
+        inside = db.scalar(settings_sql, [names])
+        # ... and they end with its transaction: the session keeps none of them
+        after = db.conn.execute(settings_sql, [names]).fetchone()
+    assert inside == (
+        "application_name=pgdoctor, lock_timeout=300, search_path=pg_catalog, pg_temp, "
+        "statement_timeout=300, transaction_read_only=on"
+    )
+    assert after == (
+        'application_name=, lock_timeout=0, search_path="$user", public, '
+        "statement_timeout=0, transaction_read_only=off",
+    )
 
 
 def test_pgdoctor_session_is_read_only(pg: Cluster) -> None:

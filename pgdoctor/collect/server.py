@@ -28,6 +28,9 @@ class ServerInfo:
     is_superuser: bool
     can_read_all_stats: bool  # superuser, pg_read_all_stats or pg_monitor: sees every session's details
     settings: list[SettingRow]
+    # A pooler or proxy stands between pgdoctor and the server: the server's pid or the client address
+    # and port it sees are not those of pgdoctor's own connection. None: not known (older snapshots).
+    via_pooler: bool | None = None
 
     def setting(self, name: str) -> str | None:
         for row in self.settings:
@@ -67,4 +70,5 @@ def collect_server(db: Database, setting_names: Iterable[str]) -> ServerInfo:
         is_superuser=role.is_superuser,
         can_read_all_stats=role.is_superuser or role.can_read_all_stats,
         settings=settings,
+        via_pooler=db.via_pooler,
     )

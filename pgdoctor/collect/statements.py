@@ -15,7 +15,6 @@ When the extension cannot be read the dataset says why (`Availability.status`) i
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +40,8 @@ QUERIES = {
     "statements_running": queries.SERVER_VERSIONS,
 }
 
-# --sort name -> the column of queries/statements_top it orders by (descending, on the server).
+# --sort name -> the column of queries/statements_top it orders by (descending, on the server; the
+# statement's CASE on %(sort)s spells the same).
 ORDER = {
     "total": "total_exec_ms",
     "mean": "mean_exec_ms",
@@ -285,24 +285,24 @@ class _Reader:
     texts are needed, pg_stat_statements(false) where they are not (it skips reading the texts file).
     """
 
-    def __init__(self, version: str, schema_ident: str) -> None:
+    def __init__(self, version: str, schema_ident: str, texts: bool = True) -> None:
         self.version = queries.parse_version(version)
         function = f"{schema_ident}.pg_stat_statements"
         self.info_view = f"{schema_ident}.pg_stat_statements_info"
         columns = queries.load("statements", self.version)
-        self.with_text = columns.replace("{pgss}", f"{function}(true)")
+        self.texts = texts
+        self.schema_ident = schema_ident
+        self.with_text = columns.replace("{pgss}", f"{function}({'true' if texts else 'false'})")
         self.without_text = columns.replace("{pgss}", f"{function}(false)")
 
-    def top_sql(self, sort: str, interval: bool) -> str:
-        """The top statements in `sort` order: cumulative, or over the interval (delta)."""
+    def top_sql(self, interval: bool) -> str:
+        """The top statements in the order of the `sort` parameter: cumulative, or over the interval."""
         name = "statements_delta" if interval else "statements_cumulative"
         source = queries.load(name, self.version)
-        order = ORDER[sort]  # a fixed column name, never user text
         return (
             queries.load("statements_top", self.version)
             .replace("{source_counts}", source.replace("{statements}", self.without_text))
             .replace("{source}", source.replace("{statements}", self.with_text))
-            .replace("{order}", order)
         )
 
     def baseline(self) -> str:
@@ -318,6 +318,31 @@ class _Reader:
 # sends a few dozen distinct statements per role and database it connects as; when they fill the room
 # (or nothing comes back, which may be why), the query runs again with room for every entry.
 OWN_ROOM = 1000
+
+
+# pg_stat_statements converts each text from the encoding of the database it ran in to this one's, and
+# fails for all when one cannot be (an emoji from a UTF8 database, read in an EUC_JP or LATIN1 one):
+# character_not_in_repertoire, untranslatable_character, or no conversion between the two at all.
+UNCONVERTIBLE = ("22021", "22P05", "42883")
+UNCONVERTIBLE_QUERY = (
+    "<query texts not readable in this database's encoding: a statement from a database of another "
+    "encoding has characters it lacks; connect to a UTF8 database to see them>"
+)
+
+
+def _top_any_text(db: Database, reader: _Reader, interval: bool, params: dict[str, Any]) -> Top:
+    """The top statements; without their texts when the server cannot convert them all."""
+    try:
+        return _top(db, reader.top_sql(interval), params)
+    except PgDoctorError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) not in UNCONVERTIBLE:
+            raise
+    blind = _Reader(".".join(map(str, reader.version)), reader.schema_ident, texts=False)
+    top = _top(db, blind.top_sql(interval), params)
+    statements = [
+        s if s.queryid is None else dataclasses.replace(s, query=UNCONVERTIBLE_QUERY) for s in top.statements
+    ]
+    return dataclasses.replace(top, statements=statements)
 
 
 def _top(db: Database, sql: str, params: dict[str, Any]) -> Top:
@@ -361,7 +386,7 @@ def collect(
     database: str | None = None,
     user: str | None = None,
     interval_s: float | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> StatementsData:
     """The top `limit` statements in each of `sorts` (all of them for a snapshot), and what runs now.
 
@@ -380,10 +405,10 @@ def collect(
         try:
             if interval_s is not None:
                 baseline = db.rows(reader.baseline(), _BaselineRow)
-                sleep(interval_s)
+                (sleep or db.sleep)(interval_s)  # db.sleep keeps idle_session_timeout off
                 params.update(_baseline_params(baseline))
             for sort in sorts:
-                tops[sort] = _top(db, reader.top_sql(sort, interval_s is not None), params)
+                tops[sort] = _top_any_text(db, reader, interval_s is not None, {**params, "sort": sort})
             info_sql = reader.info()
             if info_sql is not None:
                 info = db.rows(info_sql, InfoRow)[0]

@@ -2,7 +2,31 @@
 
 from __future__ import annotations
 
-from pgdoctor.render.document import Cell, Styled
+from typing import TYPE_CHECKING, Any
+
+from pgdoctor.render.document import Cell, Styled, Text
+
+if TYPE_CHECKING:
+    from pgdoctor.collect.server import ServerInfo
+
+POOLER_NOTE = (
+    "Through a pooler or proxy: the server sees pgdoctor's session coming from another process (its "
+    "pid, or its client address and port, are not those of pgdoctor's own connection). The sessions "
+    "PostgreSQL shows from the pooler's address are the pooler's server connections, not the "
+    "applications behind it, and clients waiting in the pooler's queue hold no server connection, so "
+    "they are not counted here. Look at the pooler itself (PgBouncer: SHOW POOLS and SHOW CLIENTS on "
+    "its admin console; a `pgdoctor pgbouncer` command is planned), or connect to PostgreSQL's own port."
+)
+
+
+def server_json(server: ServerInfo) -> dict[str, Any]:
+    """The `server` object of every command's JSON."""
+    return {"version": server.version, "version_num": server.version_num, "via_pooler": server.via_pooler}
+
+
+def pooler_note(server: ServerInfo | None) -> list[Text]:
+    """A line saying what a pooler between pgdoctor and the server means for the figures (if one is)."""
+    return [Text([POOLER_NOTE], style="yellow")] if server is not None and server.via_pooler else []
 
 
 def age(seconds: float | None) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pgdoctor.analyze.connections import CLASSES, ConnectionsReport, Session
-from pgdoctor.render.common import age, count, round_s, shorten
+from pgdoctor.render.common import age, count, pooler_note, round_s, server_json, shorten
 from pgdoctor.render.document import Cell, Column, Document, Node, Styled, Table, Text, Trees
 
 CLASS_STYLE = {
@@ -127,6 +127,7 @@ def document(report: ConnectionsReport, *, show_sessions: bool = False, full: bo
         sections.append(sessions_table(report.sessions, full))
     primary = len(sections) - 1  # CSV: the sessions table with --sessions, else the groups
     sections.append(background_section(report))
+    sections += pooler_note(report.server)
     return Document(title, sections, report.findings, primary=primary)
 
 
@@ -181,7 +182,7 @@ def to_json(report: ConnectionsReport) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "command": "connections",
         "source": report.source,
-        "server": {"version": report.server.version, "version_num": report.server.version_num},
+        "server": server_json(report.server),
         "group_by": report.by,
         "capacity": capacity_json(report),
         "groups": [

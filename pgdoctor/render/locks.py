@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pgdoctor.analyze.locks import IDLE_IN_XACT, LocksReport, Root, TreeNode, Waiter, summary_object
-from pgdoctor.render.common import age, round_s, shorten
+from pgdoctor.render.common import age, pooler_note, round_s, server_json, shorten
 from pgdoctor.render.document import (
     Cell,
     Column,
@@ -273,6 +273,7 @@ def document(report: LocksReport, *, full: bool = False, show_all: bool = False)
     sections.append(waiting_table(report, full))
     if show_all and report.summary is not None:
         sections.append(summary_table(report))
+    sections += pooler_note(report.server)
     return Document(f"pgdoctor locks: PostgreSQL {report.server.version}", sections, report.findings, primary)
 
 
@@ -325,7 +326,7 @@ def to_json(report: LocksReport, *, show_all: bool = False) -> dict[str, Any]:
     p = report.lock_table
     return {
         "command": "locks",
-        "server": {"version": report.server.version, "version_num": report.server.version_num},
+        "server": server_json(report.server),
         "details": report.details,
         "min_wait_s": report.min_wait_s,
         "waiting": [waiter_json(w) for w in report.waiting],

@@ -8,6 +8,7 @@ from pgdoctor.analyze.recommend import RecommendReport
 from pgdoctor.recommend import emit, memory
 from pgdoctor.recommend.memory import MemoryCheck
 from pgdoctor.recommend.units import format_bytes
+from pgdoctor.render.common import pooler_note, server_json
 from pgdoctor.render.document import Cell, Column, Document, Section, Styled, Table, Text
 
 
@@ -130,6 +131,7 @@ def document(report: RecommendReport) -> Document:
     if bouncer is not None:
         sections.append(bouncer)
     sections += [apps_table(report), memory_text(report)]
+    sections += pooler_note(report.server)
     return Document(header(report)[0], sections, report.findings, primary=0)
 
 
@@ -184,11 +186,7 @@ def to_json(report: RecommendReport) -> dict[str, Any]:
     i, p, b = report.inputs, report.pools, report.pools.pgbouncer
     return {
         "command": "recommend",
-        "server": (
-            {"version": report.server.version, "version_num": report.server.version_num}
-            if report.server
-            else None
-        ),
+        "server": server_json(report.server) if report.server else None,
         "inputs": {
             "ram_bytes": i.ram_bytes,
             "cpus": i.cpus,

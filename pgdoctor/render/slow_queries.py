@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pgdoctor.analyze.slow_queries import Running, SlowQueriesReport, Statement
-from pgdoctor.render.common import age, round_s, shorten
+from pgdoctor.render.common import age, pooler_note, round_s, server_json, shorten
 from pgdoctor.render.document import Cell, Column, Document, Styled, Table, Text
 
 SORT_HEADER = {
@@ -144,6 +144,7 @@ def document(report: SlowQueriesReport, *, full: bool = False) -> Document:
     if report.available:
         sections.append(statements_table(report, full))
     sections.append(running_table(report, full))
+    sections += pooler_note(report.server)
     # CSV prints the statements, or the running ones when pg_stat_statements cannot be read
     return Document(title, sections, report.findings, primary=1)
 
@@ -197,7 +198,7 @@ def to_json(report: SlowQueriesReport) -> dict[str, Any]:
     t = report.totals
     return {
         "command": "slow-queries",
-        "server": {"version": report.server.version, "version_num": report.server.version_num},
+        "server": server_json(report.server),
         "source": "pg_stat_statements",
         "available": report.available,
         "status": ext.status,

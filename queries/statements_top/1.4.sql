@@ -1,8 +1,8 @@
 -- The top statements in one order, sorted and cut on the server (a top-N sort of the function scan, as
 -- a bare ORDER BY ... LIMIT), with totals over every statement from a second scan that reads no query
 -- text (pg_stat_statements(false), cheap). The sources are queries/statements_cumulative or
--- queries/statements_delta, once with texts and once without; the order is a column name pgdoctor
--- picks from a fixed list. pgdoctor's own statements (marked /* pgdoctor */) are neither listed nor
+-- queries/statements_delta, once with texts and once without; the order is %(sort)s, a --sort name
+-- (one statement, one pg_stat_statements entry, for every order). pgdoctor's own statements (marked /* pgdoctor */) are neither listed nor
 -- counted: they sort first among the candidates (room for %(own_room)s of them; pgdoctor asks again
 -- with more room when they filled it) and their figures are taken off the totals.
 -- The share of total time is over top-level statements only: a nested one's time is in its caller's.
@@ -22,7 +22,16 @@ WITH counted AS (
         s.*,
         strpos(coalesce(s.query, ''), '/* pgdoctor */') > 0 AS own,
         s.total_exec_ms / nullif(s.calls, 0) AS mean_exec_ms,
-        s.shared_blks_read + s.local_blks_read + s.temp_blks_read AS io_blks
+        s.shared_blks_read + s.local_blks_read + s.temp_blks_read AS io_blks,
+        (CASE %(sort)s::text
+            WHEN 'total' THEN s.total_exec_ms
+            WHEN 'mean' THEN s.total_exec_ms / nullif(s.calls, 0)
+            WHEN 'calls' THEN s.calls::float8
+            WHEN 'rows' THEN s.rows::float8
+            WHEN 'io' THEN (s.shared_blks_read + s.local_blks_read + s.temp_blks_read)::float8
+            WHEN 'temp' THEN s.temp_blks_written::float8
+            WHEN 'plan' THEN s.total_plan_ms
+        END) AS sort_key
     FROM ({source}) AS s
     WHERE strpos(coalesce(s.query, ''), '/* pgdoctor */') > 0
         OR ((s.calls > 0 OR coalesce(s.plans, 0) > 0)
@@ -31,7 +40,7 @@ WITH counted AS (
             AND (%(user)s::text IS NULL
                  OR s.userid = (SELECT oid::int8 FROM pg_roles WHERE rolname = %(user)s)))
     ORDER BY strpos(coalesce(s.query, ''), '/* pgdoctor */') > 0 DESC,
-        {order} DESC NULLS LAST, s.total_exec_ms DESC, s.queryid, s.userid, s.dbid, s.toplevel
+        sort_key DESC NULLS LAST, s.total_exec_ms DESC, s.queryid, s.userid, s.dbid, s.toplevel
     LIMIT %(limit)s + %(own_room)s
 ), own AS (
     SELECT
@@ -63,11 +72,11 @@ SELECT /* pgdoctor */
 FROM (
     SELECT * FROM candidates AS c
     WHERE NOT c.own
-    ORDER BY c.{order} DESC NULLS LAST, c.total_exec_ms DESC, c.queryid, c.userid, c.dbid, c.toplevel
+    ORDER BY c.sort_key DESC NULLS LAST, c.total_exec_ms DESC, c.queryid, c.userid, c.dbid, c.toplevel
     LIMIT %(limit)s
 ) AS r
 CROSS JOIN counted AS t
 CROSS JOIN own
 LEFT JOIN pg_roles AS ro ON ro.oid = r.userid
 LEFT JOIN pg_database AS d ON d.oid = r.dbid
-ORDER BY r.{order} DESC NULLS LAST, r.total_exec_ms DESC, r.queryid, r.userid, r.dbid, r.toplevel
+ORDER BY r.sort_key DESC NULLS LAST, r.total_exec_ms DESC, r.queryid, r.userid, r.dbid, r.toplevel
