@@ -308,7 +308,26 @@ def connect_error(exc: Exception, conninfo: str) -> PgDoctorError:
     raw = re.sub(r"^connection failed: ", "", raw)
     low = raw.lower()
     code = ExitCode.CANNOT_CONNECT
-    if "remaining connection slots are reserved" in low or "too many clients already" in low:
+    if "too many clients already" in low:
+        # SQLSTATE 53300 from InitProcess: every one of max_connections is taken, the reserved slots too
+        # (an application that connects as a superuser, or superuser_reserved_connections = 0). No SQL
+        # client gets in, a superuser neither: advising a superuser connection would be useless.
+        msg = (
+            "cannot connect: every connection slot is in use, the reserved ones too (max_connections "
+            "reached: an application connecting as a superuser, or superuser_reserved_connections = 0), "
+            "so no SQL client gets in, superuser or not; on the database host (or in its container) "
+            "`pgdoctor connections --ps` with the same --dsn reads who holds them from the backends' "
+            f"process titles, without connecting (server said: {raw})"
+        )
+    elif "remaining connection slots are reserved" in low and "superuser attribute" in low:
+        # PostgreSQL 16+ when only superuser_reserved_connections are left: a role granted
+        # pg_use_reserved_connections is refused as well, so only the superuser advice applies.
+        msg = (
+            "cannot connect: the server has only its superuser_reserved_connections slots left (every "
+            "ordinary and reserved_connections slot is in use); connect as a superuser to use one and run "
+            f"`pgdoctor connections` to see who holds the others (server said: {raw})"
+        )
+    elif "remaining connection slots are reserved" in low:
         msg = f"cannot connect: {RESERVED_SLOTS_HELP} (server said: {raw})"
     elif "connection refused" in low:
         where = raw.split(" failed:")[0]

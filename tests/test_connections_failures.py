@@ -60,6 +60,43 @@ def test_full_server_refuses_ordinary_role_with_an_explanation(full: tuple[Clust
     assert "superuser_reserved_connections" in line and "pg_use_reserved_connections" in line
 
 
+def test_reserved_slots_keep_their_advice_not_the_too_many_clients_one(
+    full: tuple[Cluster, list[int]],
+) -> None:
+    """Only ordinary slots are gone: a superuser (or a pg_use_reserved_connections role) still gets in,
+    so that is the advice; `--ps` is for when every slot is gone."""
+    pg, _ = full
+    line = one_error_line(run_cli("connections", "-d", pg.dsn(user="app")))
+    assert "remaining connection slots are reserved" in line and "connect as a superuser" in line
+    assert "--ps" not in line and "every connection slot is in use" not in line
+
+
+def test_superuser_slots_only_advice_leaves_out_pg_use_reserved_connections(
+    full: tuple[Cluster, list[int]],
+) -> None:
+    """PostgreSQL 16+: with the reserved_connections slots taken too, only a superuser gets in."""
+    pg, _ = full
+    if int(pg.version) < 16:
+        pytest.skip("reserved_connections and pg_use_reserved_connections exist from PostgreSQL 16")
+    # ops takes the 2 reserved_connections slots: what is left (2) is for superusers only
+    held = [psycopg.connect(pg.dsn(user="ops"), autocommit=True) for _ in range(2)]
+    try:
+        result = run_cli("connections", "-d", pg.dsn(user="ops"))
+        assert result.returncode == ExitCode.CANNOT_CONNECT
+        line = one_error_line(result)
+        assert "reserved for roles with the SUPERUSER attribute" in line  # what the server said
+        assert "only its superuser_reserved_connections slots left" in line
+        assert "connect as a superuser" in line and "pg_use_reserved_connections" not in line
+    finally:
+        for conn in held:
+            conn.close()
+        wait_until(
+            lambda: not pg.sql("SELECT 1 FROM pg_stat_activity WHERE usename = 'ops'"),
+            20,
+            "ops sessions to end",
+        )
+
+
 def test_full_server_superuser_gets_in_and_sees_saturation(full: tuple[Cluster, list[int]]) -> None:
     pg, pids = full
     result = run_cli("connections", "-d", pg.dsn(), "-f", "json", "--fail-on", "critical")

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import run_cli
-from tests.incidents import Sessions, ensure_database, ensure_role, wait_for_active, wait_for_lock_waits
+from tests.incidents import (
+    Sessions,
+    ensure_database,
+    ensure_role,
+    wait_for_active,
+    wait_for_lock_waits,
+    wait_until,
+)
 from tests.pgcluster import Cluster
 
 pytestmark = pytest.mark.server
@@ -143,18 +149,33 @@ def test_old_snapshot_holder_is_reported(pg: Cluster, sessions: Sessions) -> Non
     assert not any(f["code"] == "xmin_horizon" for f in quiet["findings"])
 
 
+LEAK_AGE_S = 5.0
+
+
+def idle_for(pg: Cluster, pids: list[int]) -> float:
+    """How long the least idle of `pids` has been idle, by the server's clock."""
+    rows = pg.sql(
+        "SELECT min(extract(epoch FROM clock_timestamp() - state_change)) FROM pg_stat_activity "
+        "WHERE pid = ANY(%s)",
+        [pids],
+    )
+    return float(rows[0][0])
+
+
 def test_leaked_idle_connections_by_age(pg: Cluster, sessions: Sessions) -> None:
     pids = sessions.idle("leaky_worker", 4)
     sessions.idle("busy_api", 4)
-    _, fresh = connections_json(
-        pg, "--leak-min-idle", "4", "--leak-idle-age", "1.5", "--leak-share-pct", "100"
-    )
+    # the age threshold leaves a pgdoctor run on a slow, busy machine time to see them young
+    args = ("--leak-min-idle", "4", "--leak-idle-age", str(LEAK_AGE_S), "--leak-share-pct", "100")
+    _, fresh = connections_json(pg, "--sessions", *args)
+    seen = [s["state_age_s"] for s in fresh["sessions"] if s["pid"] in pids]
+    assert len(seen) == 4 and max(seen) < LEAK_AGE_S, "the premise: the first read saw them young"
     assert not any(f["code"] == "idle_connections" for f in fresh["findings"])
-    time.sleep(2)
-    sessions.conns[-1].execute("SELECT 1")  # busy_api keeps one connection in use: not all of it is old
-    _, aged = connections_json(
-        pg, "--leak-min-idle", "4", "--leak-idle-age", "1.5", "--leak-share-pct", "100"
+    wait_until(
+        lambda: idle_for(pg, pids) > LEAK_AGE_S, timeout=LEAK_AGE_S + 30, what="the idle sessions to age"
     )
+    sessions.conns[-1].execute("SELECT 1")  # busy_api keeps one connection in use: not all of it is old
+    _, aged = connections_json(pg, *args)
     leaks = [f for f in aged["findings"] if f["code"] == "idle_connections"]
     assert [f["subject"] for f in leaks] == ["leaky_worker"]
     assert leaks[0]["pids"] == sorted(pids)

@@ -14,7 +14,14 @@ from pgdoctor import queries
 from pgdoctor.collect.locks import _WaitsRow
 from pgdoctor.db import connect
 from tests.conftest import run_cli
-from tests.incidents import Sessions, ensure_database, ensure_role, wait_for_active, wait_for_lock_waits
+from tests.incidents import (
+    Sessions,
+    ensure_database,
+    ensure_role,
+    wait_for_active,
+    wait_for_lock_waits,
+    wait_until,
+)
 from tests.pgcluster import VERSIONS, Cluster, running_cluster
 
 pytestmark = pytest.mark.server
@@ -270,6 +277,60 @@ def test_deadlock_cycle_is_shown_not_followed(pg: Cluster, sessions: Sessions, a
     assert f"blocks pid {pids[0]} left, further up this branch: a cycle" in plain
 
 
+def test_deadlock_of_four_sessions_names_them_all(pg: Cluster, sessions: Sessions) -> None:
+    # issue 17: s1 waits on s3 and s4, s2 on s1, s3 on s2, s4 on s2 and s3: three cycles (1-3-2, 1-4-2,
+    # 1-4-3-2) in one group of four. Transaction-level advisory locks, one waiter per key, so the
+    # server's answer is exactly these pairs: a waits on the holders of the key it asks for.
+    a, b, c, d = 9171, 9172, 9173, 9174
+    held = {  # session: keys held exclusively, keys held shared; then the key it waits for
+        "s1": ([a], [], d),
+        "s2": ([b], [c], a),
+        "s3": ([], [c, d], b),
+        "s4": ([], [d], c),
+    }
+    conns = {}
+    for app, (exclusive, shared, _) in held.items():
+        conn = sessions.open(app)
+        conn.execute("SET deadlock_timeout = '5min'")  # keep the detector away while we look
+        conn.execute("BEGIN")
+        for key in exclusive:
+            conn.execute(f"SELECT pg_advisory_xact_lock({key})".encode())
+        for key in shared:
+            conn.execute(f"SELECT pg_advisory_xact_lock_shared({key})".encode())
+        conns[app] = conn
+    for app, (_, _, key) in held.items():
+        conns[app].pgconn.send_query(f"SELECT pg_advisory_xact_lock({key})".encode())
+        conns[app].pgconn.flush()
+    pid = {app: conn.info.backend_pid for app, conn in conns.items()}
+    wait_for_lock_waits(pg, pid.values())
+    expected = {
+        pid["s1"]: {pid["s3"], pid["s4"]},
+        pid["s2"]: {pid["s1"]},
+        pid["s3"]: {pid["s2"]},
+        pid["s4"]: {pid["s2"], pid["s3"]},
+    }
+    assert server_pairs(pg) == expected
+
+    _, doc = locks_json(pg)
+    assert server_pairs(pg) == expected  # still the same state after pgdoctor looked
+    check_against_server(pg, doc)
+    everyone = sorted(pid.values())
+    assert doc["roots"] == []
+    assert doc["cycles"] == [everyone]  # all four, s4 included
+    # s1 and s2 are on every cycle: the smaller pid is named
+    assert doc["deadlocks"] == [
+        {"pids": everyone, "breaks_all": min(pid["s1"], pid["s2"]), "breaks_all_checked": True}
+    ]
+    (finding,) = [f for f in doc["findings"] if f["code"] == "deadlock_cycle"]
+    assert finding["pids"] == everyone
+    assert all(str(p) in finding["message"] for p in everyone)
+    assert f"end pid {min(pid['s1'], pid['s2'])}: it is on every cycle" in finding["advice"]
+    (tree,) = doc["trees"]
+    assert (tree["pid"], tree["cycle"]) == (everyone[0], True)
+    plain = run_cli("locks", "-d", pg.dsn(), "--format", "plain").stdout
+    assert "deadlock of 4 sessions in intertwined cycles" in plain
+
+
 def test_objects_in_other_databases_and_catalogs(pg: Cluster, sessions: Sessions) -> None:
     ensure_database(pg, "lockdb")
     pg.sql("DROP TABLE IF EXISTS far; CREATE TABLE far (id int)", dbname="lockdb")
@@ -292,25 +353,37 @@ def test_objects_in_other_databases_and_catalogs(pg: Cluster, sessions: Sessions
     )
 
 
+def waited(pg: Cluster, pid: int) -> float:
+    """How long `pid` has waited for its lock, by the server's clock (pg_locks.waitstart, 14+)."""
+    rows = pg.sql(
+        "SELECT extract(epoch FROM clock_timestamp() - waitstart) FROM pg_locks "
+        "WHERE pid = %s AND NOT granted",
+        [pid],
+    )
+    return float(rows[0][0])
+
+
 def test_min_wait_hides_short_waits(pg: Cluster, sessions: Sessions, accounts: str) -> None:
+    min_wait = "8"  # leaves two pgdoctor runs on a slow, busy machine the time to see the young wait short
     holder = sessions.idle_in_transaction("billing", "UPDATE accounts SET balance = 1 WHERE id = 3")
     old = sessions.send("old", "UPDATE accounts SET balance = 2 WHERE id = 3")
     wait_for_lock_waits(pg, [old])
-    time.sleep(6)
+    wait_until(lambda: waited(pg, old) > float(min_wait) + 1, 60, "the old wait to grow long")
     sessions.idle_in_transaction("adv", "SELECT pg_advisory_xact_lock(1)")
     young = sessions.send("young", "SELECT pg_advisory_xact_lock(1)")
     wait_for_lock_waits(pg, [young])
 
     # the short wait first, while it is still short
-    plain = run_cli("locks", "-d", pg.dsn(), "--format", "plain", "--min-wait", "4.5").stdout
-    _, doc = locks_json(pg, "--min-wait", "4.5")
+    plain = run_cli("locks", "-d", pg.dsn(), "--format", "plain", "--min-wait", min_wait).stdout
+    _, doc = locks_json(pg, "--min-wait", min_wait)
+    assert waited(pg, young) < float(min_wait), "the premise: both runs saw the young wait short"
     _, everything = locks_json(pg)
-    assert "hidden by --min-wait 4.5" in plain
+    assert f"hidden by --min-wait {min_wait}" in plain
     assert f"pid {young}" not in plain
     assert f"pid {old}" in plain
     assert [x["pid"] for x in doc["waiting"]] == [old]
     assert [r["pid"] for r in doc["roots"]] == [holder]
-    assert doc["min_wait_s"] == 4.5
+    assert doc["min_wait_s"] == float(min_wait)
     assert {old, young} <= set(by_pid(everything))
 
 

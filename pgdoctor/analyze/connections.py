@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
 from pgdoctor.collect.connections import ActivityRow, ConnectionsData
+from pgdoctor.collect.ps import PsServer
 from pgdoctor.collect.server import ServerInfo
 
 CLASSES = ("active", "idle", "idle_in_transaction", "idle_in_transaction_aborted", "blocked", "other")
@@ -75,6 +76,11 @@ class ConnectionsReport:
     sessions: list[Session]  # client backends
     background: list[Session]  # autovacuum, WAL senders, background and parallel workers
     findings: list[Finding]
+    ps: PsServer | None = None  # set when read from the process list (`--ps`), not over SQL
+
+    @property
+    def source(self) -> str:
+        return "sql" if self.ps is None else "ps"
 
 
 def classify(row: ActivityRow) -> str:
@@ -112,7 +118,7 @@ def to_session(row: ActivityRow) -> Session:
         client=client_of(row),
         cls=classify(row) if backend_type == CLIENT_BACKEND else backend_type,
         state=row.state,
-        wait=f"{row.wait_event_type}:{row.wait_event}" if row.wait_event_type else None,
+        wait=f"{row.wait_event_type}:{row.wait_event}" if row.wait_event else row.wait_event_type,
         state_age_s=row.state_age_s,
         xact_age_s=row.xact_age_s,
         query_age_s=row.query_age_s,
@@ -220,10 +226,27 @@ def root_blockers(waiting: Iterable[Session], by_pid: dict[int, Session]) -> lis
 def find_capacity(cap: Capacity, *, warn_pct: float, crit_pct: float) -> list[Finding]:
     if cap.usable == 0 or cap.usage_pct < warn_pct:
         return []
+    advice = (
+        "free slots from the largest holders in the table above (idle and idle-in-transaction first); "
+        "put a pooler (PgBouncer) in front, or size app pools with `pgdoctor recommend`"
+    )
     reserve = f"superuser_reserved_connections={cap.superuser_reserved_connections}" + (
         f", reserved_connections={cap.reserved_connections}" if cap.reserved_connections else ""
     )
-    if cap.clients >= cap.usable:
+    if cap.clients >= cap.max_connections:  # only seen from the process list: no SQL client got in
+        msg = (
+            f"every slot is in use, the reserved ones too: {cap.clients} clients hold all "
+            f"max_connections={cap.max_connections}; new clients, superusers included, fail with "
+            "'sorry, too many clients already'"
+        )
+        sev = Severity.CRITICAL
+        advice = (
+            "free slots from the largest holders in the table above (idle and idle-in-transaction first): "
+            "stop or shrink their application, or on the host `kill <pid>` (SIGTERM, what "
+            "pg_terminate_backend sends) ends one backend; then keep superuser_reserved_connections > 0 "
+            "and let no application connect as a superuser, so an administrator can always get in"
+        )
+    elif cap.clients >= cap.usable:
         msg = (
             f"no ordinary slot left: {cap.clients} clients hold all {cap.usable} usable slots "
             f"(max_connections={cap.max_connections} minus {reserve}); new ordinary clients fail with "
@@ -239,9 +262,7 @@ def find_capacity(cap: Capacity, *, warn_pct: float, crit_pct: float) -> list[Fi
             "capacity",
             "server",
             msg,
-            "free slots from the largest holders in the table above (idle and idle-in-transaction first); "
-            "put a pooler "
-            "(PgBouncer) in front, or size app pools with `pgdoctor recommend`",
+            advice,
         )
     ]
 

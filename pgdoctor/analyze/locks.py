@@ -11,6 +11,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from pgdoctor.analyze.deadlocks import DeadlockGroup, deadlocked_groups
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
 from pgdoctor.collect.locks import LocksData, LockSession, LockTableStats, SummaryRow, WaitLock
 from pgdoctor.collect.server import ServerInfo
@@ -89,13 +90,18 @@ class LocksReport:
     waiter_index: dict[int, Waiter]  # every waiter in the trees, by pid (with --min-wait's links)
     roots: list[Root]
     trees: list[TreeNode]
-    cycles: list[tuple[int, ...]]
+    deadlocks: list[DeadlockGroup]  # every group of sessions waiting on each other, by smallest pid
     sessions: dict[int, LockSession]
     lock_table: LockTablePressure | None
     summary: list[SummaryRow] | None
     min_wait_s: float
     hidden_waiters: int  # waiting sessions left out by --min-wait
     findings: list[Finding]
+
+    @property
+    def cycles(self) -> list[tuple[int, ...]]:
+        """The deadlocked groups' pids (the JSON `cycles`)."""
+        return [g.pids for g in self.deadlocks]
 
 
 def _int32(value: int) -> int:
@@ -249,30 +255,15 @@ class Graph:
     def roots(self) -> list[int]:
         return sorted(p for p in self.children if self.is_root(p))
 
-    def cycles(self, roots: Iterable[int]) -> list[tuple[int, ...]]:
-        """Cycles among the waiters no root reaches: each as its pids, smallest first."""
-        reached: set[int] = set()
-        for r in roots:
-            reached |= self.descendants(r) | {r}
-        found: list[tuple[int, ...]] = []
-        for start in sorted(self.waiters):
-            if start in reached or not self.waiters[start].blocked_by:
-                continue
-            path: list[int] = []
-            cur = start
-            while cur not in path:
-                path.append(cur)
-                nxt = [b for b in self.waiters[cur].blocked_by if b in self.waiters and b not in reached]
-                if not nxt:
-                    break
-                cur = min(nxt)
-            else:
-                loop = path[path.index(cur) :]
-                i = loop.index(min(loop))
-                found.append(tuple(loop[i:] + loop[:i]))
-                reached |= self.descendants(min(loop)) | set(loop)
-            reached.add(start)
-        return found
+    def deadlocks(self) -> list[DeadlockGroup]:
+        """Every group of waiters that wait on each other (a strongly connected component holding a
+        cycle), by smallest pid: every session on some cycle is in exactly one group."""
+        return deadlocked_groups({p: w.blocked_by for p, w in self.waiters.items()})
+
+    def held_up_from_outside(self, group: DeadlockGroup) -> bool:
+        """A member of the group also waits on a session outside it (the group is drawn under that one)."""
+        members = set(group.pids)
+        return any(b not in members for p in group.pids for b in self.waiters[p].blocked_by)
 
     def forest(self, heads: list[int]) -> list[TreeNode]:
         """One tree per head (root blockers, then one pid of each cycle). Breadth first: each waiter
@@ -361,6 +352,63 @@ def _who(pid: int, sessions: dict[int, LockSession]) -> str:
     return f"pid {pid} ({s.application_name or '(none)'}, {s.state or s.backend_type})"
 
 
+def deadlock_finding(
+    group: DeadlockGroup,
+    graph: Graph,
+    sessions: dict[int, LockSession],
+    server: ServerInfo,
+    wait_crit_s: float,
+) -> Finding:
+    """One finding per deadlocked group: all its sessions, and the one to end if one is on every cycle."""
+    members = [graph.waiters[p] for p in group.pids]
+    longest = max(w.wait_s or 0 for w in members)
+    behind: set[int] = set()
+    for p in group.pids:
+        behind |= graph.descendants(p)
+    behind -= set(group.pids)
+    if group.simple:
+        what = f"sessions {' -> '.join(map(str, group.pids))} wait on each other in a cycle"
+    else:
+        what = (
+            f"{len(group.pids)} sessions wait on each other in intertwined cycles (a deadlocked group: "
+            f"{', '.join(map(str, group.pids))})"
+        )
+    message = (
+        f"{what}, for up to {_dur(longest)}"
+        + (f"; {len(behind)} more session(s) wait behind them" if behind else "")
+        + "; the deadlock detector fails one of them after deadlock_timeout "
+        f"({server.setting('deadlock_timeout') or '?'}ms in the server's configuration; a session may "
+        "have raised its own)"
+    )
+    if group.breaks_all is not None:
+        p = group.breaks_all
+        action = action_for(p, sessions[p].state if p in sessions else None)
+        end = (
+            f"if it lasts, cancel one of them (`{action}`)"
+            if group.simple
+            else f"if it lasts, end pid {p}: it is on every cycle of the group, so that breaks them all "
+            f"(`{action}`)"
+        )
+    elif group.breaks_all_checked:
+        end = (
+            "no one session is on every cycle of the group (ending one leaves a cycle among the others): "
+            "if it lasts, cancel them one at a time and run pgdoctor locks again in between"
+        )
+    else:
+        end = (
+            "the group is too large to check which session, if any, is on every cycle: if it lasts, cancel "
+            "them one at a time and run pgdoctor locks again in between"
+        )
+    return Finding(
+        Severity.CRITICAL if longest >= wait_crit_s else Severity.WARNING,
+        "deadlock_cycle",
+        "server",
+        message,
+        end + "; make the applications take their locks in the same order",
+        tuple(sorted(set(group.pids) | behind)),
+    )
+
+
 def analyze(
     data: LocksData,
     *,
@@ -387,7 +435,7 @@ def analyze(
     waiters = apply_min_wait(all_waiters, min_wait_s)
     graph = Graph(waiters)
     root_pids = graph.roots()
-    cycles = graph.cycles(root_pids)
+    deadlocks = graph.deadlocks()
 
     roots: list[Root] = []
     for pid in root_pids:
@@ -411,7 +459,10 @@ def analyze(
             )
         )
     roots.sort(key=lambda r: (-r.blocks_total, r.pid))
-    trees = graph.forest([r.pid for r in roots] + [c[0] for c in cycles])
+    # a group none of whose members waits on anyone outside it heads a tree of its own; the others
+    # hang under what holds them up (a root blocker or another group)
+    heads = [g.pids[0] for g in deadlocks if not graph.held_up_from_outside(g)]
+    trees = graph.forest([r.pid for r in roots] + heads)
     for node in trees[len(roots) :]:
         node.cycle = True
 
@@ -458,23 +509,8 @@ def analyze(
             )
         )
 
-    for cycle in cycles:
-        members = [graph.waiters[p] for p in cycle]
-        longest = max(w.wait_s or 0 for w in members)
-        findings.append(
-            Finding(
-                Severity.CRITICAL if longest >= wait_crit_s else Severity.WARNING,
-                "deadlock_cycle",
-                "server",
-                f"sessions {' -> '.join(map(str, cycle))} wait on each other in a cycle, for up to "
-                f"{_dur(longest)}; the deadlock detector fails one of them after deadlock_timeout "
-                f"({data.server.setting('deadlock_timeout') or '?'}ms in the server's configuration; a "
-                "session may have raised its own)",
-                f"if it lasts, cancel one of them (`SELECT pg_cancel_backend({cycle[0]});`); make the "
-                "applications take their locks in the same order",
-                tuple(sorted(set(cycle) | graph.descendants(cycle[0]))),
-            )
-        )
+    for group in deadlocks:
+        findings.append(deadlock_finding(group, graph, sessions, data.server, wait_crit_s))
 
     queues: dict[tuple[str, str], list[Waiter]] = defaultdict(list)
     for w in shown:
@@ -541,7 +577,7 @@ def analyze(
         waiter_index=graph.waiters,
         roots=roots,
         trees=trees,
-        cycles=cycles,
+        deadlocks=deadlocks,
         sessions=sessions,
         lock_table=pressure,
         summary=data.summary,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from pgdoctor.errors import ExitCode, PgDoctorError
 from pgdoctor.options import (
     DsnOpt,
     FailOn,
@@ -36,8 +38,14 @@ def connections(
     timeout: TimeoutOpt = 5.0,
     fail_on: FailOnOpt = FailOn.NEVER,
     by: Annotated[
-        By, typer.Option("--by", help="Group sessions by this.", case_sensitive=False)
-    ] = By.APPLICATION,
+        By | None,
+        typer.Option(
+            "--by",
+            help="Group sessions by this. Default: application (user with --ps).",
+            case_sensitive=False,
+            show_default=False,
+        ),
+    ] = None,
     sessions: Annotated[bool, typer.Option("--sessions", help="List every client session too.")] = False,
     full: FullOpt = False,
     capacity_warn_pct: Annotated[
@@ -57,16 +65,60 @@ def connections(
     ] = 600.0,
     blocked_crit: Annotated[float, typer.Option(help="Seconds waiting on a lock before critical.")] = 60.0,
     xmin_warn: Annotated[float, typer.Option(help="Seconds a transaction may hold back xmin.")] = 3600.0,
+    ps: Annotated[
+        bool,
+        typer.Option(
+            "--ps",
+            help="Do not connect: read the backends' process titles on this host (Linux; run it on the "
+            "database host or in its container), for when every slot is taken ('too many clients "
+            "already'). Picks the server listening on the --dsn's port (else PGPORT, else 5432).",
+        ),
+    ] = False,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="With --ps: the server of this data directory, whatever its port."),
+    ] = None,
 ) -> None:
-    """Who holds the connections: sessions classified and grouped, against the real capacity."""
+    """Who holds the connections: sessions classified and grouped, against the real capacity.
+
+    With --ps, from the process list instead of SQL, when no SQL client can get in."""
+    from pgdoctor.render import connections as render
+
+    if data_dir is not None and not ps:
+        raise PgDoctorError("--data-dir goes with --ps", ExitCode.USAGE)
+    if ps:
+        from pgdoctor.analyze.connections_ps import GROUP_BY, analyze_ps
+        from pgdoctor.collect.ps import collect_ps, port_of
+
+        if snapshot is not None:
+            raise PgDoctorError("give either --ps or --snapshot, not both", ExitCode.USAGE)
+        if by is By.APPLICATION:
+            raise PgDoctorError(
+                f"process titles carry no application_name: use --by {'|'.join(GROUP_BY)}", ExitCode.USAGE
+            )
+        port = None if data_dir is not None else port_of(dsn)
+        ps_report = analyze_ps(
+            collect_ps(port, data_dir),
+            by=(by or By.USER).value,
+            capacity_warn_pct=capacity_warn_pct,
+            capacity_crit_pct=capacity_crit_pct,
+            leak_min_idle=leak_min_idle,
+            leak_share_pct=leak_share_pct,
+        )
+        emit_report(
+            fmt,
+            lambda: render.to_json(ps_report),
+            lambda: render.document(ps_report, show_sessions=sessions, full=full),
+        )
+        raise typer.Exit(exit_code(ps_report.findings, fail_on))
+
     from pgdoctor.analyze.connections import analyze
     from pgdoctor.collect.connections import ConnectionsData
-    from pgdoctor.render import connections as render
 
     data = obtain("connections", ConnectionsData, dsn, snapshot, timeout)
     report = analyze(
         data,
-        by=by.value,
+        by=(by or By.APPLICATION).value,
         capacity_warn_pct=capacity_warn_pct,
         capacity_crit_pct=capacity_crit_pct,
         idle_xact_warn_s=idle_xact_warn,

@@ -55,7 +55,11 @@ def locks(
         float, typer.Option(help="Critical at this % of the shared lock table.")
     ] = 95.0,
 ) -> None:
-    """Who blocks whom: root blockers and the sessions queued behind them, for every lock type."""
+    """Who blocks whom: root blockers and the sessions queued behind them, for every lock type.
+
+    Deadlocks (sessions waiting on each other) are reported by group: every session on some cycle of
+    the wait graph is named, with the one to end to break all the group's cycles when there is one.
+    """
     from pgdoctor.analyze.locks import analyze
     from pgdoctor.collect.locks import LocksData, collect
     from pgdoctor.render import locks as render

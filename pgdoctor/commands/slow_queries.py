@@ -89,6 +89,9 @@ def slow_queries(
         float, typer.Option(help="Warn when one statement takes this % of all statement time.")
     ] = 30.0,
     share_crit_pct: Annotated[float, typer.Option(help="...critical at this %.")] = 60.0,
+    share_min_total_ms: Annotated[
+        float, typer.Option(help="...only once the server did at least this much statement work (ms).")
+    ] = 1000.0,
     mean_warn_ms: Annotated[
         float, typer.Option(help="Slow and frequent: mean time per call at least this (ms)...")
     ] = 10.0,
@@ -128,6 +131,7 @@ def slow_queries(
         running_warn_s=running_warn,
         share_warn_pct=share_warn_pct,
         share_crit_pct=share_crit_pct,
+        share_min_total_ms=share_min_total_ms,
         mean_warn_ms=mean_warn_ms,
         calls_min=calls_min,
         hit_ratio_min_pct=hit_ratio_min,

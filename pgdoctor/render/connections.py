@@ -29,6 +29,14 @@ GROUP_HEADER = {"application": "application", "user": "user", "database": "datab
 
 def capacity_line(report: ConnectionsReport) -> Text:
     cap = report.capacity
+    if report.ps is not None and report.ps.settings is None:
+        return Text(
+            [
+                f"Capacity: {cap.clients} client backends; max_connections unknown "
+                f"({report.ps.settings_error or 'the configuration is not readable'})"
+            ],
+            style="yellow",
+        )
     reserved = f"superuser_reserved_connections {cap.superuser_reserved_connections}"
     if report.server.major >= 16:
         reserved += f", reserved_connections {cap.reserved_connections}"
@@ -92,13 +100,32 @@ def background_section(report: ConnectionsReport) -> Trees:
     return Trees("Other backends (not counted as clients)", roots)
 
 
+def source_line(report: ConnectionsReport) -> Text | None:
+    ps = report.ps
+    if ps is None:
+        return None
+    where = f"postmaster pid {ps.pid}, port {ps.port}" + (
+        f", data directory {ps.data_dir}" if ps.data_dir else ""
+    )
+    return Text(
+        [
+            f"Read from the process list ({where}), not over SQL: process titles show user, database, "
+            "client and state; no application_name, ages, queries or lock holders."
+        ],
+        style="cyan",
+    )
+
+
 def document(report: ConnectionsReport, *, show_sessions: bool = False, full: bool = False) -> Document:
     title = f"pgdoctor connections: PostgreSQL {report.server.version}"
-    sections: list[Any] = [capacity_line(report), groups_table(report)]
-    primary = 1
+    source = source_line(report)
+    if source is not None:
+        title += " (process list)"
+    sections: list[Any] = [s for s in (source, capacity_line(report)) if s is not None]
+    sections.append(groups_table(report))
     if show_sessions:
         sections.append(sessions_table(report.sessions, full))
-        primary = 2
+    primary = len(sections) - 1  # CSV: the sessions table with --sessions, else the groups
     sections.append(background_section(report))
     sections += pooler_note(report.server)
     return Document(title, sections, report.findings, primary=primary)
@@ -123,21 +150,41 @@ def session_json(s: Session) -> dict[str, Any]:
     }
 
 
-def to_json(report: ConnectionsReport) -> dict[str, Any]:
+def capacity_json(report: ConnectionsReport) -> dict[str, Any]:
     cap = report.capacity
+    known = report.ps is None or report.ps.settings is not None
     return {
+        "max_connections": cap.max_connections if known else None,
+        "superuser_reserved_connections": cap.superuser_reserved_connections if known else None,
+        "reserved_connections": cap.reserved_connections if known else None,
+        "usable": cap.usable if known else None,
+        "clients": cap.clients,
+        "usage_pct": cap.usage_pct if known else None,
+        "slots_left": cap.slots_left if known else None,
+    }
+
+
+def postmaster_json(report: ConnectionsReport) -> dict[str, Any] | None:
+    ps = report.ps
+    if ps is None:
+        return None
+    return {
+        "pid": ps.pid,
+        "port": ps.port,
+        "data_dir": ps.data_dir,
+        "cluster_name": ps.cluster_name,
+        "settings_files": list(ps.settings_files),
+        "settings_error": ps.settings_error,
+    }
+
+
+def to_json(report: ConnectionsReport) -> dict[str, Any]:
+    doc: dict[str, Any] = {
         "command": "connections",
+        "source": report.source,
         "server": server_json(report.server),
         "group_by": report.by,
-        "capacity": {
-            "max_connections": cap.max_connections,
-            "superuser_reserved_connections": cap.superuser_reserved_connections,
-            "reserved_connections": cap.reserved_connections,
-            "usable": cap.usable,
-            "clients": cap.clients,
-            "usage_pct": cap.usage_pct,
-            "slots_left": cap.slots_left,
-        },
+        "capacity": capacity_json(report),
         "groups": [
             {
                 "key": g.key,
@@ -154,3 +201,6 @@ def to_json(report: ConnectionsReport) -> dict[str, Any]:
         ],
         "findings": [f.to_json() for f in report.findings],
     }
+    if report.ps is not None:
+        doc["postmaster"] = postmaster_json(report)
+    return doc

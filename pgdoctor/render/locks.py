@@ -112,7 +112,7 @@ def trees_section(report: LocksReport, width: int) -> Trees:
             label = root_label(r, width)
         else:
             w = report.waiter_index.get(t.pid)
-            text = f"deadlock cycle {' -> '.join(map(str, _cycle_of(report, t.pid)))}: "
+            text = deadlock_text(report, t.pid) + ": "
             label = Styled(text + text_of_label(waiter_label(t, w, width)), ROOT_STYLE)
         nodes.append(Node(label, _below(t, report, width)))
     return Trees("Who blocks whom", nodes)
@@ -122,8 +122,18 @@ def text_of_label(cell: Cell) -> str:
     return cell.text if isinstance(cell, Styled) else str(cell)
 
 
-def _cycle_of(report: LocksReport, pid: int) -> tuple[int, ...]:
-    return next((c for c in report.cycles if c[0] == pid), (pid,))
+def deadlock_text(report: LocksReport, pid: int) -> str:
+    """`deadlock cycle a -> b -> c` for a group that is one cycle; a tangle by its members, and the one
+    on every cycle if there is one."""
+    group = next((g for g in report.deadlocks if g.pids[0] == pid), None)
+    if group is None:
+        return f"deadlock cycle {pid}"
+    if group.simple:
+        return f"deadlock cycle {' -> '.join(map(str, group.pids))}"
+    text = f"deadlock of {len(group.pids)} sessions in intertwined cycles ({pid_list(list(group.pids))}"
+    if group.breaks_all is not None:
+        text += f"; pid {group.breaks_all} is on every cycle"
+    return text + ")"
 
 
 def roots_table(report: LocksReport, full: bool) -> Table:
@@ -233,10 +243,10 @@ def headline(report: LocksReport) -> Text:
     else:
         text = (
             f"{n} session(s) wait on locks behind {len(report.roots)} root blocker(s)"
-            + (f" and {len(report.cycles)} cycle(s)" if report.cycles else "")
+            + (f" and {len(report.deadlocks)} deadlocked group(s)" if report.deadlocks else "")
             + "."
         )
-        style = "bold red" if report.roots or report.cycles else "yellow"
+        style = "bold red" if report.roots or report.deadlocks else "yellow"
     if report.hidden_waiters:
         text += f" {report.hidden_waiters} shorter wait(s) hidden by --min-wait {report.min_wait_s:g}."
     if not report.details:
@@ -322,7 +332,11 @@ def to_json(report: LocksReport, *, show_all: bool = False) -> dict[str, Any]:
         "waiting": [waiter_json(w) for w in report.waiting],
         "roots": [root_json(r) for r in report.roots],
         "trees": [tree_json(t) for t in report.trees],
-        "cycles": [list(c) for c in report.cycles],
+        "cycles": [list(g.pids) for g in report.deadlocks],
+        "deadlocks": [
+            {"pids": list(g.pids), "breaks_all": g.breaks_all, "breaks_all_checked": g.breaks_all_checked}
+            for g in report.deadlocks
+        ],
         "lock_table": None
         if p is None
         else {
