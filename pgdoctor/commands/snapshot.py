@@ -8,13 +8,14 @@ from typing import Annotated
 
 import typer
 
-from pgdoctor.options import DsnOpt, TimeoutOpt
+from pgdoctor.options import DsnOpt, PgBouncerDsnOpt, TimeoutOpt
 
 
 def snapshot(
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write (JSON).")],
     dsn: DsnOpt = None,
     timeout: TimeoutOpt = 5.0,
+    pgbouncer_dsn: PgBouncerDsnOpt = None,
 ) -> None:
     """Save what every command reads as one versioned JSON file; read it back with --snapshot FILE."""
     from pgdoctor.db import connect
@@ -22,6 +23,14 @@ def snapshot(
 
     with connect(dsn, timeout) as db:
         document = capture(db)
+    if pgbouncer_dsn:
+        from pgdoctor.collect.connections import ConnectionsData
+        from pgdoctor.collect.pgbouncer import collect_pgbouncer
+        from pgdoctor.serde import from_jsonable, to_jsonable
+
+        # the server behind PgBouncer is the one just captured: `pgbouncer --snapshot` compares with it
+        postgres = from_jsonable(ConnectionsData, document["datasets"]["connections"])
+        document["datasets"]["pgbouncer"] = to_jsonable(collect_pgbouncer(pgbouncer_dsn, timeout, postgres))
     save(document, output)
     names = ", ".join(document["datasets"])
     print(f"saved {output}: PostgreSQL {document['server']['version']}, {names}", file=sys.stderr)
