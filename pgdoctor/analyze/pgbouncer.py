@@ -292,10 +292,12 @@ def find_server_transactions_long(
     pool: Pool, servers: list[Server], *, warn_s: float = SERVER_XACT_WARN_S
 ) -> list[Finding]:
     mine = [s for s in servers if s.pool == pool.name]
+    known = any(s.backend_state is not None for s in mine)
+    if pool.pool_mode == "session" and not known:
+        return []  # a session-mode server stays linked to its client between transactions
     long = [s for s in mine if (h := s.held_s) is not None and h >= warn_s]
     if not long:
         return []
-    known = any(s.backend_state is not None for s in mine)
     idle = [s for s in long if (s.backend_state or "").startswith("idle in transaction")]
     longest = max(s.held_s or 0.0 for s in long)
     full = len(long) >= pool.pool_size
