@@ -275,3 +275,34 @@ def test_a_client_of_the_console_is_no_pool_client(incident: Incident) -> None:
         _, doc, _ = run_json(incident)
         assert other.info.backend_pid
     assert doc["clients_total"] == HOLDERS + 2  # the holders, the healthy client and the other console
+
+
+def test_connections_maps_backends_to_pgbouncer_clients(incident: Incident) -> None:
+    """Three layers: each backend that is a PgBouncer server connection, pid by pid, with its client."""
+    servers = incident.bouncer.admin("SHOW SERVERS")
+    clients = {c["ptr"]: c for c in incident.bouncer.admin("SHOW CLIENTS")}
+    result = run_cli(
+        "connections", "--dsn", incident.postgres_dsn, "--pgbouncer-dsn", incident.admin_dsn, "-f", "json"
+    )
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert servers == incident.bouncer.admin("SHOW SERVERS")  # the same moment: nothing moved meanwhile
+    sessions = {s["pid"]: s for s in doc["sessions"]}
+    assert len(servers) == POOL + 1  # the holders' pool and the healthy pool's one
+    for server in servers:
+        via = sessions[server["remote_pid"]]["via_pgbouncer"]
+        assert via["pool"] == f"{server['database']}/{server['user']}"
+        client = clients.get(server["link"]) if server["link"] else None
+        if client is None:
+            assert via["client_addr"] is None and via["application_name"] is None
+        else:
+            assert (via["client_addr"], via["client_port"]) == (client["addr"], client["port"])
+            assert via["application_name"] == client["application_name"]
+    pooled = {s["remote_pid"] for s in servers}
+    assert all(s["via_pgbouncer"] is None for s in doc["sessions"] if s["pid"] not in pooled)
+    groups = {g["key"]: g["total"] for g in doc["groups"]}
+    assert groups["holder (via pgbouncer)"] == POOL
+    if incident.mode == "session":  # the healthy client keeps its server connection
+        assert groups["healthy (via pgbouncer)"] == 1
+    else:  # between its transactions the healthy pool's server connection is the pooler's
+        assert groups["pgbouncer (idle server connection)"] == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from pgdoctor.analyze.connections import ViaPgBouncer
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
 from pgdoctor.collect.pgbouncer import ConnRow, DatabaseRow, PgBouncerData, PoolRow
 
@@ -512,3 +513,21 @@ def analyze(
         postgres_error=data.postgres_error,
         findings=sort_findings(findings),
     )
+
+
+def via_map(data: PgBouncerData) -> dict[int, ViaPgBouncer]:
+    """PostgreSQL backend pid -> the PgBouncer client its server connection serves now (SHOW SERVERS
+    remote_pid, link -> SHOW CLIENTS ptr); idle server connections map to their pool alone."""
+    clients = {c.ptr: c for c in data.clients}
+    out = {}
+    for s in data.servers:
+        if s.remote_pid is None or s.remote_pid <= 0:
+            continue
+        client = clients.get(s.link) if s.link else None
+        out[s.remote_pid] = ViaPgBouncer(
+            pool=f"{s.database}/{s.user}",
+            client_addr=(client.addr or "unix") if client else None,
+            client_port=client.port if client else None,
+            application_name=client.application_name if client else None,
+        )
+    return out
