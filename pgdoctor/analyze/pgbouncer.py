@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from pgdoctor.analyze.connections import ViaPgBouncer
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
-from pgdoctor.collect.pgbouncer import ConnRow, DatabaseRow, PgBouncerData, PoolRow
+
+if TYPE_CHECKING:  # the command imports this module for its option defaults: keep that import light
+    from pgdoctor.analyze.connections import ViaPgBouncer
+    from pgdoctor.collect.pgbouncer import ConnRow, DatabaseRow, PgBouncerData, PoolRow
 
 # query_wait_timeout (config.html): "Maximum time queries are allowed to spend waiting for execution. If
 # the query is not assigned to a server during that time, the client is disconnected." Default 120 s.
@@ -518,6 +521,8 @@ def analyze(
 def via_map(data: PgBouncerData) -> dict[int, ViaPgBouncer]:
     """PostgreSQL backend pid -> the PgBouncer client its server connection serves now (SHOW SERVERS
     remote_pid, link -> SHOW CLIENTS ptr); idle server connections map to their pool alone."""
+    from pgdoctor.analyze.connections import ViaPgBouncer
+
     clients = {c.ptr: c for c in data.clients}
     out = {}
     for s in data.servers:
