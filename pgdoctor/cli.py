@@ -11,6 +11,7 @@ import typer.main
 
 from pgdoctor.commands.connections import connections
 from pgdoctor.commands.locks import locks
+from pgdoctor.commands.pgbouncer import pgbouncer
 from pgdoctor.commands.recommend import recommend
 from pgdoctor.commands.slow_queries import slow_queries
 from pgdoctor.commands.snapshot import snapshot
@@ -38,6 +39,7 @@ app.command()(connections)
 app.command()(locks)
 app.command(name="slow-queries")(slow_queries)
 app.command()(recommend)
+app.command()(pgbouncer)
 app.command()(snapshot)
 
 

@@ -71,6 +71,24 @@ FailOnOpt = Annotated[
         "--fail-on", help="Exit 1 when a finding is at or above this severity.", case_sensitive=False
     ),
 ]
+PgBouncerDsnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--pgbouncer-dsn",
+        help="PgBouncer's admin console (database `pgbouncer`; a role in admin_users or stats_users), "
+        "e.g. postgresql://USER@HOST:6432/pgbouncer. pgdoctor sends it SHOW commands only.",
+        show_default=False,
+    ),
+]
+PostgresDsnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--postgres-dsn",
+        help="The PostgreSQL server behind PgBouncer (its own port, not PgBouncer's): its backends' "
+        "transactions and its connection slots.",
+        show_default=False,
+    ),
+]
 FullOpt = Annotated[bool, typer.Option("--full", help="Show whole query texts.")]
 
 

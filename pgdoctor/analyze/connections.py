@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
 from pgdoctor.collect.connections import ActivityRow, ConnectionsData
@@ -22,6 +22,21 @@ _STATE_CLASS = {
     "idle in transaction": "idle_in_transaction",
     "idle in transaction (aborted)": "idle_in_transaction_aborted",
 }
+
+
+@dataclass(frozen=True)
+class ViaPgBouncer:
+    """The PgBouncer client a backend (a PgBouncer server connection) serves now (`connections
+    --pgbouncer-dsn`); client fields None when the server connection is idle in PgBouncer's pool."""
+
+    pool: str  # database/user
+    client_addr: str | None
+    client_port: int | None
+    application_name: str | None
+
+
+# The group key of PgBouncer's server connections that serve no client right now.
+POOLER_IDLE = "pgbouncer (idle server connection)"
 
 
 @dataclass(frozen=True)
@@ -44,6 +59,7 @@ class Session:
     query: str | None
     blocked_by: tuple[int, ...]
     visible: bool
+    via_pgbouncer: ViaPgBouncer | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +163,12 @@ def capacity_of(server: ServerInfo, clients: int) -> Capacity:
 
 
 def group_key(session: Session, by: str) -> str:
+    via = session.via_pgbouncer
+    if via is not None and by in ("application", "client"):
+        if via.client_addr is None and via.client_port is None and via.application_name is None:
+            return POOLER_IDLE
+        value = via.application_name if by == "application" else via.client_addr
+        return (value or "(none)") + " (via pgbouncer)"
     value = {
         "application": session.application_name,
         "user": session.usename,
@@ -188,7 +210,7 @@ def _by_app(sessions: Iterable[Session], keep: Callable[[Session], bool]) -> dic
     out: dict[str, list[Session]] = defaultdict(list)
     for s in sessions:
         if keep(s):
-            out[s.application_name or "(none)"].append(s)
+            out[group_key(s, "application")].append(s)
     return dict(sorted(out.items()))
 
 
@@ -292,11 +314,14 @@ def analyze(
     # autovacuum_freeze_max_age defaults to 200 million transactions ("Preventing Transaction ID
     # Wraparound Failures"); an xmin that old forces anti-wraparound vacuums.
     xmin_crit_age: int = 200_000_000,
+    via: dict[int, ViaPgBouncer] | None = None,
 ) -> ConnectionsReport:
     """Classify, group and measure the sessions, and say what is wrong."""
     if by not in GROUP_BY:
         raise ValueError(f"by must be one of {GROUP_BY}")
     every = [to_session(r) for r in data.activity]
+    if via:  # `--pgbouncer-dsn`: PgBouncer's server connections, labelled with the clients they serve
+        every = [replace(s, via_pgbouncer=via.get(s.pid)) for s in every]
     sessions = [s for s in every if s.backend_type == CLIENT_BACKEND]
     background = [s for s in every if s.backend_type != CLIENT_BACKEND]
     cap = capacity_of(data.server, len(sessions))

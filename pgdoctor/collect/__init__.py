@@ -13,3 +13,9 @@ DATASETS: dict[str, str] = {
     "settings": "pgdoctor.collect.settings:collect",
     "statements": "pgdoctor.collect.statements:collect",
 }
+
+# Datasets not read from the PostgreSQL server pgdoctor connects to, but from somewhere else (their own
+# DSN option); `pgdoctor snapshot` saves them when given that option. Name -> the dataset's dataclass.
+POOLER_DATASETS: dict[str, str] = {
+    "pgbouncer": "pgdoctor.collect.pgbouncer:PgBouncerData",  # snapshot --pgbouncer-dsn
+}

@@ -15,6 +15,7 @@ from pgdoctor.options import (
     FailOnOpt,
     FormatOpt,
     FullOpt,
+    PgBouncerDsnOpt,
     SnapshotOpt,
     TimeoutOpt,
     emit_report,
@@ -74,6 +75,7 @@ def connections(
             "already'). Picks the server listening on the --dsn's port (else PGPORT, else 5432).",
         ),
     ] = False,
+    pgbouncer_dsn: PgBouncerDsnOpt = None,
     data_dir: Annotated[
         Path | None,
         typer.Option("--data-dir", help="With --ps: the server of this data directory, whatever its port."),
@@ -116,6 +118,16 @@ def connections(
     from pgdoctor.collect.connections import ConnectionsData
 
     data = obtain("connections", ConnectionsData, dsn, snapshot, timeout)
+    via = None
+    if pgbouncer_dsn:
+        # Three layers: each backend that is a PgBouncer server connection, with the client it serves
+        # now (read right after the backends, so the two views are as close in time as can be).
+        from pgdoctor.analyze.pgbouncer import via_map
+        from pgdoctor.collect.pgbouncer import collect_pgbouncer
+
+        if snapshot is not None:
+            raise PgDoctorError("--pgbouncer-dsn reads a live PgBouncer: not with --snapshot", ExitCode.USAGE)
+        via = via_map(collect_pgbouncer(pgbouncer_dsn, timeout))
     report = analyze(
         data,
         by=(by or By.APPLICATION).value,
@@ -128,6 +140,7 @@ def connections(
         leak_idle_s=leak_idle_age,
         blocked_crit_s=blocked_crit,
         xmin_warn_s=xmin_warn,
+        via=via,
     )
     emit_report(
         fmt,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pgdoctor.options import DsnOpt, TimeoutOpt
+from pgdoctor.options import DsnOpt, PgBouncerDsnOpt, TimeoutOpt
 
 
 def snapshot(
@@ -22,6 +22,7 @@ def snapshot(
     ],
     dsn: DsnOpt = None,
     timeout: TimeoutOpt = 5.0,
+    pgbouncer_dsn: PgBouncerDsnOpt = None,
 ) -> None:
     """Save what every command reads as one versioned JSON file; read it back with --snapshot FILE."""
     from pgdoctor.db import connect
@@ -31,6 +32,15 @@ def snapshot(
     try:
         with connect(dsn, timeout) as db:
             document = capture(db)
+        if pgbouncer_dsn:
+            from pgdoctor.collect.connections import ConnectionsData
+            from pgdoctor.collect.pgbouncer import collect_pgbouncer
+            from pgdoctor.serde import from_jsonable, to_jsonable
+
+            # the server behind PgBouncer is the one just captured: `pgbouncer --snapshot` compares with it
+            postgres = from_jsonable(ConnectionsData, document["datasets"]["connections"])
+            pooler = collect_pgbouncer(pgbouncer_dsn, timeout, postgres)
+            document["datasets"]["pgbouncer"] = to_jsonable(pooler)
         target.write(document)
     finally:
         target.discard()

@@ -15,7 +15,7 @@ POOLER_NOTE = (
     "PostgreSQL shows from the pooler's address are the pooler's server connections, not the "
     "applications behind it, and clients waiting in the pooler's queue hold no server connection, so "
     "they are not counted here. Look at the pooler itself (PgBouncer: SHOW POOLS and SHOW CLIENTS on "
-    "its admin console; a `pgdoctor pgbouncer` command is planned), or connect to PostgreSQL's own port."
+    "its admin console, or `pgdoctor pgbouncer`), or connect to PostgreSQL's own port."
 )
 
 

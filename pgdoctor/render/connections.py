@@ -147,6 +147,16 @@ def session_json(s: Session) -> dict[str, Any]:
         "xmin_age": s.xmin_age,
         "blocked_by": list(s.blocked_by),
         "query": s.query,
+        "via_pgbouncer": (
+            None
+            if s.via_pgbouncer is None
+            else {
+                "client_addr": s.via_pgbouncer.client_addr,
+                "client_port": s.via_pgbouncer.client_port,
+                "application_name": s.via_pgbouncer.application_name,
+                "pool": s.via_pgbouncer.pool,
+            }
+        ),
     }
 
 

@@ -1,0 +1,538 @@
+"""PgBouncer's pools, clients and server connections, against the limits that bound them. Pure functions.
+
+Every threshold is a module-level constant (the command's option defaults read them); the comments cite
+PgBouncer's documentation (https://www.pgbouncer.org/config.html, https://www.pgbouncer.org/usage.html).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pgdoctor.analyze.findings import Finding, Severity, sort_findings
+
+if TYPE_CHECKING:  # the command imports this module for its option defaults: keep that import light
+    from pgdoctor.analyze.connections import ViaPgBouncer
+    from pgdoctor.collect.pgbouncer import ConnRow, DatabaseRow, PgBouncerData, PoolRow
+
+# query_wait_timeout (config.html): "Maximum time queries are allowed to spend waiting for execution. If
+# the query is not assigned to a server during that time, the client is disconnected." Default 120 s.
+# clients_waiting turns critical when the longest wait reaches this share of it: the next clients in the
+# queue are about to get errors.
+WAIT_CRIT_PCT = 50.0
+# With query_wait_timeout = 0 (disabled: clients wait forever) a wait this long is critical.
+WAIT_CRIT_S = 30.0
+# pool_mode = transaction (config.html, "Server is released back to pool after transaction finishes")
+# multiplexes only as well as transactions are short; a server connection held this long by one
+# transaction is reported (idle_transaction_timeout, when set, is the server-side bound; default 0 = off).
+SERVER_XACT_WARN_S = 5.0
+# max_client_conn (config.html): "Maximum number of client connections allowed"; past it PgBouncer
+# refuses new clients ("no more connections allowed").
+CLIENT_WARN_PCT = 80.0
+CLIENT_CRIT_PCT = 95.0
+# pool_mode = session (config.html): "Server is released back to pool after client disconnects": every
+# connected client of a pool holds a server connection; clients above this many per server slot queue.
+SESSION_CLIENTS_PER_SLOT = 1.0
+
+# The settings of SHOW CONFIG that bound the pools, in the report and the JSON.
+BOUNDING = (
+    "max_client_conn",
+    "default_pool_size",
+    "reserve_pool_size",
+    "reserve_pool_timeout",
+    "max_db_connections",
+    "max_user_connections",
+    "query_wait_timeout",
+    "server_idle_timeout",
+    "idle_transaction_timeout",
+    "pool_mode",
+)
+ADMIN_DB = "pgbouncer"
+
+
+@dataclass(frozen=True)
+class Pool:
+    database: str
+    user: str
+    pool_mode: str
+    cl_active: int
+    cl_waiting: int
+    sv_active: int
+    sv_idle: int
+    sv_used: int
+    sv_tested: int
+    sv_login: int
+    maxwait_s: float
+    pool_size: int
+    reserve_pool: int
+    max_db_connections: int  # of the pool's database; 0 = unlimited
+    paused: bool
+    disabled: bool
+
+    @property
+    def name(self) -> str:
+        return f"{self.database}/{self.user}"
+
+    @property
+    def servers(self) -> int:
+        return self.sv_active + self.sv_idle + self.sv_used + self.sv_tested + self.sv_login
+
+
+@dataclass(frozen=True)
+class ClientGroup:
+    """Clients with one application_name from one address."""
+
+    application_name: str
+    addr: str
+    total: int
+    active: int
+    waiting: int
+    other: int
+    pools: tuple[str, ...]
+    longest_wait_s: float
+
+
+@dataclass(frozen=True)
+class Server:
+    """A server connection of PgBouncer, the client it serves now, and (with --postgres-dsn) its backend."""
+
+    pool: str
+    state: str
+    remote_pid: int | None
+    connect_age_s: float | None
+    request_age_s: float | None
+    client_addr: str | None
+    client_port: int | None
+    client_application_name: str | None
+    backend_state: str | None = None
+    xact_age_s: float | None = None
+
+    @property
+    def held_s(self) -> float | None:
+        """How long its current transaction has held it: the backend's transaction age when known, else
+        (an active server) at least the time since its last request."""
+        if self.state != "active":
+            return None
+        if self.xact_age_s is not None:
+            return self.xact_age_s
+        if self.backend_state is not None:  # the backend is known and is in no transaction
+            return None
+        return self.request_age_s
+
+
+@dataclass(frozen=True)
+class PostgresSide:
+    version: str
+    usable: int
+    clients: int
+    max_connections: int
+
+
+@dataclass(frozen=True)
+class PgBouncerReport:
+    version: str
+    pools: list[Pool]
+    client_groups: list[ClientGroup]
+    servers: list[Server]
+    config: dict[str, str]
+    clients_total: int
+    max_client_conn: int
+    postgres: PostgresSide | None
+    postgres_error: str | None
+    findings: list[Finding] = field(default_factory=list)
+
+
+def _int(text: str | None, default: int = 0) -> int:
+    try:
+        return int(str(text).strip())
+    except (TypeError, ValueError):
+        return default
+
+
+def build_pool(row: PoolRow, db: DatabaseRow | None, config: dict[str, str]) -> Pool:
+    mode = row.pool_mode or (db.pool_mode if db else None) or config.get("pool_mode", "session")
+    size = db.pool_size if db is not None and db.pool_size is not None and db.pool_size >= 0 else None
+    reserve = db.reserve_pool if db is not None and db.reserve_pool is not None else None
+    return Pool(
+        database=row.database,
+        user=row.user,
+        pool_mode=mode,
+        cl_active=row.cl_active,
+        cl_waiting=row.cl_waiting,
+        sv_active=row.sv_active,
+        sv_idle=row.sv_idle,
+        sv_used=row.sv_used,
+        sv_tested=row.sv_tested,
+        sv_login=row.sv_login,
+        maxwait_s=round(row.maxwait_s, 3),
+        pool_size=size if size is not None else _int(config.get("default_pool_size"), 20),
+        reserve_pool=reserve if reserve is not None else _int(config.get("reserve_pool_size")),
+        max_db_connections=db.max_connections if db is not None else _int(config.get("max_db_connections")),
+        paused=bool(db.paused) if db is not None else False,
+        disabled=bool(db.disabled) if db is not None else False,
+    )
+
+
+def is_own(c: ConnRow, data: PgBouncerData) -> bool:
+    return c.database == ADMIN_DB and c.port == data.own_port and c.addr == data.own_addr
+
+
+def group_clients(clients: Iterable[ConnRow]) -> list[ClientGroup]:
+    groups: dict[tuple[str, str], list[ConnRow]] = {}
+    for c in clients:
+        key = (c.application_name or "", c.addr or "unix")
+        groups.setdefault(key, []).append(c)
+    out = [
+        ClientGroup(
+            application_name=app,
+            addr=addr,
+            total=len(members),
+            active=sum(1 for c in members if c.state == "active"),
+            waiting=sum(1 for c in members if c.state.startswith("waiting")),
+            other=sum(1 for c in members if c.state != "active" and not c.state.startswith("waiting")),
+            pools=tuple(sorted({f"{c.database}/{c.user}" for c in members})),
+            longest_wait_s=round(
+                max((c.wait_s for c in members if c.state.startswith("waiting")), default=0.0), 3
+            ),
+        )
+        for (app, addr), members in groups.items()
+    ]
+    return sorted(out, key=lambda g: (-g.total, g.application_name, g.addr))
+
+
+def build_servers(data: PgBouncerData) -> list[Server]:
+    clients = {c.ptr: c for c in data.clients}
+    backends = {a.pid: a for a in data.postgres.activity} if data.postgres is not None else {}
+    out = []
+    for s in data.servers:
+        client = clients.get(s.link or "") if s.link else None
+        backend = backends.get(s.remote_pid) if s.remote_pid is not None else None
+        out.append(
+            Server(
+                pool=f"{s.database}/{s.user}",
+                state=s.state,
+                remote_pid=s.remote_pid,
+                connect_age_s=s.connect_age_s,
+                request_age_s=s.request_age_s,
+                client_addr=client.addr if client else None,
+                client_port=client.port if client else None,
+                client_application_name=client.application_name if client else None,
+                backend_state=(backend.state or "") if backend is not None else None,
+                xact_age_s=backend.xact_age_s if backend is not None else None,
+            )
+        )
+    return out
+
+
+def postgres_side(data: PgBouncerData) -> PostgresSide | None:
+    if data.postgres is None:
+        return None
+    from pgdoctor.analyze.connections import CLIENT_BACKEND, backend_type_of, capacity_of
+
+    server = data.postgres.server
+    clients = sum(1 for a in data.postgres.activity if backend_type_of(a) == CLIENT_BACKEND)
+    cap = capacity_of(server, clients)
+    return PostgresSide(
+        version=server.version, usable=cap.usable, clients=clients, max_connections=cap.max_connections
+    )
+
+
+def _s(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 100 else f"{seconds:.0f} s"
+
+
+# --- one function per finding rule -------------------------------------------------------------------
+
+
+def find_clients_waiting(
+    pool: Pool, query_wait_timeout_s: float, *, crit_pct: float = WAIT_CRIT_PCT, crit_s: float = WAIT_CRIT_S
+) -> list[Finding]:
+    if pool.cl_waiting <= 0:
+        return []
+    limit = query_wait_timeout_s * crit_pct / 100 if query_wait_timeout_s > 0 else crit_s
+    critical = pool.maxwait_s >= limit
+    bound = (
+        f"query_wait_timeout is {query_wait_timeout_s:g} s: clients waiting that long get an error"
+        if query_wait_timeout_s > 0
+        else "query_wait_timeout is 0: they wait forever"
+    )
+    return [
+        Finding(
+            Severity.CRITICAL if critical else Severity.WARNING,
+            "clients_waiting",
+            pool.name,
+            f"{pool.cl_waiting} client(s) queued for a server connection, the longest for "
+            f"{_s(pool.maxwait_s)}; {pool.sv_active} of {pool.pool_size} server connections busy "
+            f"({pool.pool_mode} mode); {bound}",
+            "see what holds the server connections (server_transactions_long, `pgdoctor connections` on "
+            "PostgreSQL's port); shorten the transactions before raising pool_size",
+        )
+    ]
+
+
+def find_pool_full(pool: Pool) -> list[Finding]:
+    free = pool.sv_idle + pool.sv_used + pool.sv_tested
+    if pool.sv_active == 0 or free > 0 or pool.sv_active < pool.pool_size:
+        return []
+    reserve = (
+        f", the reserve ({pool.reserve_pool}) too"
+        if pool.reserve_pool and pool.sv_active >= pool.pool_size + pool.reserve_pool
+        else ""
+    )
+    return [
+        Finding(
+            Severity.WARNING,
+            "pool_full",
+            pool.name,
+            f"every server connection of the pool is busy: {pool.sv_active} active of pool_size "
+            f"{pool.pool_size}{reserve}, none idle; the next client queues",
+            "",
+        )
+    ]
+
+
+def find_server_transactions_long(
+    pool: Pool, servers: list[Server], *, warn_s: float = SERVER_XACT_WARN_S
+) -> list[Finding]:
+    mine = [s for s in servers if s.pool == pool.name]
+    known = any(s.backend_state is not None for s in mine)
+    if pool.pool_mode == "session" and not known:
+        return []  # a session-mode server stays linked to its client between transactions
+    long = [s for s in mine if (h := s.held_s) is not None and h >= warn_s]
+    if not long:
+        return []
+    idle = [s for s in long if (s.backend_state or "").startswith("idle in transaction")]
+    longest = max(s.held_s or 0.0 for s in long)
+    full = len(long) >= pool.pool_size
+    what = (
+        "transactions open" if known else "transactions (lower bound: time since the server's last request)"
+    )
+    msg = (
+        f"{len(long)} of {len(mine)} server connections held by {what} for {_s(warn_s)} or more "
+        f"(longest {_s(longest)})"
+    )
+    if known:
+        msg += f"; {len(idle)} of them idle in transaction (the application works inside the transaction)"
+    if pool.cl_waiting:
+        msg += f"; {pool.cl_waiting} client(s) wait for them"
+    pids = tuple(s.remote_pid for s in long if s.remote_pid is not None)
+    if pool.pool_mode == "transaction" and (idle or not known):
+        advice = (
+            f"the fix is in the application, not a bigger pool: each transaction holds one of the "
+            f"{pool.pool_size} server connections for up to {_s(longest)}"
+            + (f", {len(idle)} of them doing nothing on the server" if idle else "")
+            + "; commit before slow work (HTTP calls, file I/O) and keep transactions short. A bigger "
+            "pool only moves the queue into PostgreSQL; idle_transaction_timeout (PgBouncer) or "
+            "idle_in_transaction_session_timeout (PostgreSQL) bound it"
+        )
+    else:
+        advice = (
+            "long transactions keep server connections from other clients; shorten them (or their "
+            "statements) before raising pool_size"
+        )
+    if not known:
+        advice += "; with --postgres-dsn pgdoctor reads the backends' real transaction ages and states"
+    return [
+        Finding(
+            Severity.CRITICAL if full and pool.cl_waiting else Severity.WARNING,
+            "server_transactions_long",
+            pool.name,
+            msg,
+            advice,
+            pids,
+        )
+    ]
+
+
+def find_client_limit(
+    clients: int,
+    max_client_conn: int,
+    *,
+    warn_pct: float = CLIENT_WARN_PCT,
+    crit_pct: float = CLIENT_CRIT_PCT,
+) -> list[Finding]:
+    if max_client_conn <= 0:
+        return []
+    pct = 100.0 * clients / max_client_conn
+    if pct < warn_pct:
+        return []
+    return [
+        Finding(
+            Severity.CRITICAL if pct >= crit_pct else Severity.WARNING,
+            "client_limit",
+            "pgbouncer",
+            f"{clients} client connections of max_client_conn {max_client_conn} ({pct:.0f}%); past it "
+            "PgBouncer refuses new clients (no more connections allowed)",
+            "raise max_client_conn (it costs PgBouncer little memory, not PostgreSQL slots) or cap the "
+            "applications' pools (`pgdoctor recommend`)",
+        )
+    ]
+
+
+def server_side_total(pools: list[Pool], max_user_connections: int) -> tuple[int, dict[str, int]]:
+    """What PgBouncer may open to PostgreSQL: per database the sum of its pools' size + reserve (each
+    user's share capped by max_user_connections), capped by the database's max_db_connections."""
+    per_db: dict[str, int] = {}
+    caps: dict[str, int] = {}
+    for p in pools:
+        n = p.pool_size + p.reserve_pool
+        if max_user_connections > 0:
+            n = min(n, max_user_connections)
+        per_db[p.database] = per_db.get(p.database, 0) + n
+        caps[p.database] = p.max_db_connections
+    for db, cap in caps.items():
+        if cap > 0:
+            per_db[db] = min(per_db[db], cap)
+    return sum(per_db.values()), per_db
+
+
+def find_exceeds_postgres(
+    pools: list[Pool], postgres: PostgresSide | None, max_user_connections: int
+) -> list[Finding]:
+    if postgres is None or not pools:
+        return []
+    total, per_db = server_side_total(pools, max_user_connections)
+    if total <= postgres.usable:
+        return []
+    parts = ", ".join(f"{db} {n}" for db, n in sorted(per_db.items()))
+    return [
+        Finding(
+            Severity.WARNING,
+            "exceeds_postgres",
+            "pgbouncer",
+            f"PgBouncer's pools may open {total} server connections ({parts}: pool size + reserve) but "
+            f"PostgreSQL has {postgres.usable} usable slots (max_connections {postgres.max_connections} "
+            "minus the reserved ones); at full load clients get `remaining connection slots are reserved` "
+            "instead of queueing in PgBouncer",
+            "lower default_pool_size / reserve_pool_size, or cap with max_db_connections / "
+            "max_user_connections so the pools fit the server (`pgdoctor recommend --pgbouncer`)",
+        )
+    ]
+
+
+def find_reserve_in_use(pool: Pool) -> list[Finding]:
+    if pool.servers <= pool.pool_size or pool.reserve_pool <= 0:
+        return []
+    return [
+        Finding(
+            Severity.WARNING,
+            "reserve_in_use",
+            pool.name,
+            f"{pool.servers - pool.pool_size} reserve server connection(s) in use ({pool.servers} open, "
+            f"pool_size {pool.pool_size}, reserve_pool {pool.reserve_pool}): clients waited longer than "
+            "reserve_pool_timeout",
+            "the pool is too small for its load, or transactions hold it too long",
+        )
+    ]
+
+
+def find_paused_disabled(dbs: list[DatabaseRow]) -> list[Finding]:
+    out = []
+    for d in dbs:
+        if d.name == ADMIN_DB:
+            continue
+        if d.paused:
+            out.append(
+                Finding(
+                    Severity.CRITICAL,
+                    "paused",
+                    d.name,
+                    "the database is PAUSEd in PgBouncer: its clients wait and get no server connection",
+                    f"an administrator runs RESUME {d.name}; on the admin console once the reason is gone "
+                    "(pgdoctor never runs it)",
+                )
+            )
+        if d.disabled:
+            out.append(
+                Finding(
+                    Severity.WARNING,
+                    "disabled",
+                    d.name,
+                    "the database is DISABLEd in PgBouncer: new clients are refused",
+                    f"ENABLE {d.name}; on the admin console when intended (pgdoctor never runs it)",
+                )
+            )
+    return out
+
+
+def find_session_mode_many_clients(
+    pool: Pool, *, per_slot: float = SESSION_CLIENTS_PER_SLOT
+) -> list[Finding]:
+    clients = pool.cl_active + pool.cl_waiting
+    if pool.pool_mode != "session" or clients <= pool.pool_size * per_slot:
+        return []
+    return [
+        Finding(
+            Severity.WARNING,
+            "session_mode_many_clients",
+            pool.name,
+            f"{clients} clients on a session-mode pool of {pool.pool_size}: session pooling gives no "
+            "multiplexing, each client holds its server connection until it disconnects",
+            "use pool_mode = transaction if the application keeps no session state (prepared statements "
+            "before PgBouncer 1.21, SET, advisory locks, LISTEN, temp tables)",
+        )
+    ]
+
+
+def analyze(
+    data: PgBouncerData,
+    *,
+    wait_crit_pct: float = WAIT_CRIT_PCT,
+    wait_crit_s: float = WAIT_CRIT_S,
+    server_xact_warn_s: float = SERVER_XACT_WARN_S,
+    client_warn_pct: float = CLIENT_WARN_PCT,
+    client_crit_pct: float = CLIENT_CRIT_PCT,
+) -> PgBouncerReport:
+    config = data.config
+    dbs = {d.name: d for d in data.databases}
+    pools = [build_pool(p, dbs.get(p.database), config) for p in data.pools if p.database != ADMIN_DB]
+    clients = [c for c in data.clients if not is_own(c, data)]
+    servers = build_servers(data)
+    postgres = postgres_side(data)
+    max_client_conn = _int(config.get("max_client_conn"), 100)
+    query_wait_timeout = float(_int(config.get("query_wait_timeout"), 120))
+    findings: list[Finding] = []
+    for p in pools:
+        findings += find_clients_waiting(p, query_wait_timeout, crit_pct=wait_crit_pct, crit_s=wait_crit_s)
+        findings += find_pool_full(p)
+        findings += find_server_transactions_long(p, servers, warn_s=server_xact_warn_s)
+        findings += find_reserve_in_use(p)
+        findings += find_session_mode_many_clients(p)
+    findings += find_client_limit(
+        len(clients), max_client_conn, warn_pct=client_warn_pct, crit_pct=client_crit_pct
+    )
+    findings += find_exceeds_postgres(pools, postgres, _int(config.get("max_user_connections")))
+    findings += find_paused_disabled(data.databases)
+    return PgBouncerReport(
+        version=data.version,
+        pools=pools,
+        client_groups=group_clients(c for c in clients if c.database != ADMIN_DB),
+        servers=servers,
+        config={k: config[k] for k in BOUNDING if k in config},
+        clients_total=len(clients),
+        max_client_conn=max_client_conn,
+        postgres=postgres,
+        postgres_error=data.postgres_error,
+        findings=sort_findings(findings),
+    )
+
+
+def via_map(data: PgBouncerData) -> dict[int, ViaPgBouncer]:
+    """PostgreSQL backend pid -> the PgBouncer client its server connection serves now (SHOW SERVERS
+    remote_pid, link -> SHOW CLIENTS ptr); idle server connections map to their pool alone."""
+    from pgdoctor.analyze.connections import ViaPgBouncer
+
+    clients = {c.ptr: c for c in data.clients}
+    out = {}
+    for s in data.servers:
+        if s.remote_pid is None or s.remote_pid <= 0:
+            continue
+        client = clients.get(s.link) if s.link else None
+        out[s.remote_pid] = ViaPgBouncer(
+            pool=f"{s.database}/{s.user}",
+            client_addr=(client.addr or "unix") if client else None,
+            client_port=client.port if client else None,
+            application_name=client.application_name if client else None,
+        )
+    return out

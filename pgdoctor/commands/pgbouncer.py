@@ -1,0 +1,73 @@
+"""`pgdoctor pgbouncer`: PgBouncer's pools, clients and server connections, from its admin console."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from pgdoctor.analyze import pgbouncer as rules
+from pgdoctor.errors import ExitCode, PgDoctorError
+from pgdoctor.options import (
+    DsnOpt,
+    FailOn,
+    FailOnOpt,
+    FormatOpt,
+    PostgresDsnOpt,
+    SnapshotOpt,
+    TimeoutOpt,
+    emit_report,
+    exit_code,
+)
+from pgdoctor.render.formats import Format
+
+
+def pgbouncer(
+    dsn: DsnOpt = None,
+    snapshot: SnapshotOpt = None,
+    fmt: FormatOpt = Format.AUTO,
+    timeout: TimeoutOpt = 5.0,
+    fail_on: FailOnOpt = FailOn.NEVER,
+    postgres_dsn: PostgresDsnOpt = None,
+    wait_crit_pct: Annotated[
+        float, typer.Option(help="clients_waiting is critical at this % of query_wait_timeout.")
+    ] = rules.WAIT_CRIT_PCT,
+    wait_crit: Annotated[
+        float, typer.Option(help="...or, with query_wait_timeout = 0, after this many seconds.")
+    ] = rules.WAIT_CRIT_S,
+    server_xact_warn: Annotated[
+        float, typer.Option(help="Seconds a transaction may hold a server connection.")
+    ] = rules.SERVER_XACT_WARN_S,
+    client_warn_pct: Annotated[
+        float, typer.Option(help="Warn at this % of max_client_conn.")
+    ] = rules.CLIENT_WARN_PCT,
+    client_crit_pct: Annotated[
+        float, typer.Option(help="Critical at this % of max_client_conn.")
+    ] = rules.CLIENT_CRIT_PCT,
+) -> None:
+    """PgBouncer's pools: clients waiting, full pools, long transactions holding server connections.
+
+    --dsn is PgBouncer's admin console (database `pgbouncer`, a role in admin_users or stats_users);
+    pgdoctor sends it SHOW commands only."""
+    from pgdoctor.analyze.pgbouncer import analyze
+    from pgdoctor.collect.pgbouncer import PgBouncerData, collect
+    from pgdoctor.render import pgbouncer as render
+
+    if snapshot is not None:
+        if dsn or postgres_dsn:
+            raise PgDoctorError("give either --dsn/--postgres-dsn or --snapshot, not both", ExitCode.USAGE)
+        from pgdoctor.snapshot import load_dataset
+
+        data = load_dataset(snapshot, "pgbouncer", PgBouncerData)
+    else:
+        data = collect(dsn, timeout, postgres_dsn)
+    report = analyze(
+        data,
+        wait_crit_pct=wait_crit_pct,
+        wait_crit_s=wait_crit,
+        server_xact_warn_s=server_xact_warn,
+        client_warn_pct=client_warn_pct,
+        client_crit_pct=client_crit_pct,
+    )
+    emit_report(fmt, lambda: render.to_json(report), lambda: render.document(report))
+    raise typer.Exit(exit_code(report.findings, fail_on))
