@@ -73,11 +73,15 @@ def test_snapshot_writes_through_symlinks_devices_and_stdout(pg: Cluster, tmp_pa
 
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
-    result = run_cli("snapshot", "-o", str(fifo), "--dsn", pg.dsn())
-    out, _ = reader.communicate(timeout=60)
+    # the reader drains into a file: a snapshot larger than two pipe buffers (the shared cluster's
+    # pg_stat_statements grows with the suite) must not stall a reader nobody reads from
+    received = tmp_path / "received.json"
+    with received.open("wb") as sink:
+        reader = subprocess.Popen(["cat", str(fifo)], stdout=sink)
+        result = run_cli("snapshot", "-o", str(fifo), "--dsn", pg.dsn())
+        reader.wait(timeout=60)
     assert result.returncode == 0, result.stderr
-    assert json.loads(out)["format"] == "pgdoctor-snapshot"
+    assert json.loads(received.read_text())["format"] == "pgdoctor-snapshot"
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
 
 
