@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from pgdoctor.analyze.recommend import Inputs, analyze
-from pgdoctor.recommend import settings
-from pgdoctor.recommend.pools import AppSpec
-from pgdoctor.recommend.units import GB, KB, MB, TB, conf_bytes
+from pgdoctor.analyze.sizing import settings
+from pgdoctor.analyze.sizing.pools import AppSpec
+from pgdoctor.analyze.sizing.units import GB, KB, MB, TB, conf_bytes
 from tests.conftest import run_cli
 
 RAMS = [512 * MB, 1 * GB, 2 * GB, 3 * GB, 4 * GB, 8 * GB, 16 * GB, 24 * GB, 64 * GB, 128 * GB, 384 * GB, TB]

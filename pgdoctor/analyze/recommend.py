@@ -6,13 +6,10 @@ from collections import Counter
 from dataclasses import dataclass, replace
 
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
-from pgdoctor.collect.connections import ConnectionsData
-from pgdoctor.collect.server import ServerInfo
-from pgdoctor.collect.settings import FullSettingRow, SettingsData
-from pgdoctor.recommend import memory, pools, settings
-from pgdoctor.recommend.memory import MemoryCheck
-from pgdoctor.recommend.pools import PoolPlan
-from pgdoctor.recommend.units import (
+from pgdoctor.analyze.sizing import memory, pools, settings
+from pgdoctor.analyze.sizing.memory import MemoryCheck
+from pgdoctor.analyze.sizing.pools import PoolPlan
+from pgdoctor.analyze.sizing.units import (
     KB,
     conf_bytes,
     conf_ms,
@@ -21,6 +18,9 @@ from pgdoctor.recommend.units import (
     setting_bytes,
     setting_ms,
 )
+from pgdoctor.collect.connections import ConnectionsData
+from pgdoctor.collect.server import ServerInfo
+from pgdoctor.collect.settings import FullSettingRow, SettingsData
 
 CLIENT_BACKEND = "client backend"
 

@@ -13,9 +13,9 @@ from pgdoctor.errors import ExitCode, PgDoctorError
 from pgdoctor.options import DsnOpt, FailOn, FailOnOpt, SnapshotOpt, TimeoutOpt, exit_code
 
 if TYPE_CHECKING:
+    from pgdoctor.analyze.sizing.pools import AppSpec
     from pgdoctor.collect.connections import ConnectionsData
     from pgdoctor.collect.settings import SettingsData
-    from pgdoctor.recommend.pools import AppSpec
 
 
 class RecommendFormat(StrEnum):
@@ -50,7 +50,7 @@ _APP = re.compile(r"^(?P<name>[^=]+)=(?P<processes>\d+)(?:[x*](?P<threads>\d+))?
 
 def parse_apps(values: list[str]) -> list[AppSpec]:
     """--app NAME=PROCESSES or NAME=PROCESSESxTHREADS (threads using the database at once per process)."""
-    from pgdoctor.recommend.pools import AppSpec
+    from pgdoctor.analyze.sizing.pools import AppSpec
 
     apps: list[AppSpec] = []
     for value in values:
@@ -165,8 +165,8 @@ def recommend(
     """Settings and pool sizes that fit together: pgtune-compatible settings, app pools -> PgBouncer ->
     PostgreSQL, a worst-case memory check; with --dsn/--snapshot, compared with the running server."""
     from pgdoctor.analyze.recommend import Inputs, analyze
-    from pgdoctor.recommend.settings import PG_VERSIONS
-    from pgdoctor.recommend.units import parse_ram
+    from pgdoctor.analyze.sizing.settings import PG_VERSIONS
+    from pgdoctor.analyze.sizing.units import parse_ram
 
     live = bool(dsn) or snapshot is not None
     if ram is None and not live:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from pgdoctor.recommend.units import GB, KB, MB, format_kb
+from pgdoctor.analyze.sizing.units import GB, KB, MB, format_kb
 
 WORKLOADS = ("web", "oltp", "dw", "mixed", "desktop")
 STORAGE = ("hdd", "ssd", "nvme", "san")

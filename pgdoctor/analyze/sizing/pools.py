@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field
 
 from pgdoctor.analyze.findings import Finding, Severity
-from pgdoctor.recommend.settings import DEFAULT_SUPERUSER_RESERVED, PGTUNE_MAX_CONNECTIONS
+from pgdoctor.analyze.sizing.settings import DEFAULT_SUPERUSER_RESERVED, PGTUNE_MAX_CONNECTIONS
 
 # effective_spindle_count per storage kind: disks that can seek at the same time; flash does not seek.
 SPINDLES = {"hdd": 2, "san": 2, "ssd": 0, "nvme": 0}
