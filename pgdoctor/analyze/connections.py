@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
+from pgdoctor.analyze.format import duration as _dur
 from pgdoctor.collect.connections import ActivityRow, ConnectionsData
 from pgdoctor.collect.server import ServerInfo
 
@@ -188,15 +189,6 @@ def _by_app(sessions: Iterable[Session], keep: Callable[[Session], bool]) -> dic
 
 def _pids(sessions: Iterable[Session]) -> tuple[int, ...]:
     return tuple(sorted(s.pid for s in sessions))
-
-
-def _dur(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}min"
-    return f"{seconds / 3600:.1f}h"
 
 
 def root_blockers(waiting: Iterable[Session], by_pid: dict[int, Session]) -> list[Session]:

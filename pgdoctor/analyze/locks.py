@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from pgdoctor.analyze.deadlocks import DeadlockGroup, deadlocked_groups
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
+from pgdoctor.analyze.format import duration
 from pgdoctor.collect.locks import LocksData, LockSession, LockTableStats, SummaryRow, WaitLock
 from pgdoctor.collect.server import ServerInfo
 
@@ -196,15 +197,6 @@ def action_for(pid: int, state: str | None) -> str:
     return f"SELECT pg_cancel_backend({pid});"
 
 
-def _dur(seconds: float | None) -> str:
-    s = int(seconds or 0)
-    if s < 120:
-        return f"{s}s"
-    if s < 7200:
-        return f"{s // 60}min"
-    return f"{s / 3600:.1f}h"
-
-
 def to_waiter(s: LockSession, lock: WaitLock | None) -> Waiter:
     wait_s: float | None
     if lock is not None and lock.wait_s is not None:
@@ -374,7 +366,7 @@ def deadlock_finding(
             f"{', '.join(map(str, group.pids))})"
         )
     message = (
-        f"{what}, for up to {_dur(longest)}"
+        f"{what}, for up to {duration(longest)}"
         + (f"; {len(behind)} more session(s) wait behind them" if behind else "")
         + "; the deadlock detector fails one of them after deadlock_timeout "
         f"({server.setting('deadlock_timeout') or '?'}ms in the server's configuration; a session may "
@@ -476,8 +468,9 @@ def analyze(
                 Severity.CRITICAL,
                 "idle_in_transaction_blocker",
                 r.application_name or "(none)",
-                f"pid {r.pid} has been {r.state} for {_dur(r.state_age_s)} (transaction open for "
-                f"{_dur(r.xact_age_s)}) and holds up {r.blocks_total} session(s); its last statement: "
+                f"pid {r.pid} has been {r.state} for {duration(r.state_age_s or 0)} (transaction open "
+                f"for {duration(r.xact_age_s or 0)}) and holds up {r.blocks_total} session(s); its last "
+                "statement: "
                 f"{' '.join((r.query or '').split())[:200]}",
                 f"end it with `{r.action}` (its transaction rolls back); in the application, commit or roll "
                 "back before slow work; set idle_in_transaction_session_timeout (now "
@@ -499,8 +492,8 @@ def analyze(
                 Severity.CRITICAL if longest >= wait_crit_s else Severity.WARNING,
                 "long_wait",
                 r.application_name or ("prepared transaction" if r.kind == "prepared" else "(none)"),
-                f"{len(long)} session(s) have waited {_dur(wait_warn_s)} or more (up to {_dur(longest)}) "
-                f"behind {who}",
+                f"{len(long)} session(s) have waited {duration(wait_warn_s)} or more (up to "
+                f"{duration(longest)}) behind {who}",
                 f"free the root blocker: `{r.action}`; bound waits with lock_timeout in the applications "
                 "that queue"
                 if r.action

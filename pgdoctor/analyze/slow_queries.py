@@ -7,6 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
+from pgdoctor.analyze.format import duration
 from pgdoctor.collect.server import ServerInfo
 from pgdoctor.collect.statements import (
     NO_ACCESS,
@@ -118,22 +119,6 @@ class SlowQueriesReport:
         if any(f.code == "insufficient_privilege" for f in self.findings):
             return int(ExitCode.PRIVILEGE)
         return 0
-
-
-def _ms(ms: float) -> str:
-    """Milliseconds for a message: 850ms, 12.3s, 4.2min, 1.5h."""
-    if ms < 1000:
-        return f"{ms:.3g}ms"
-    s = ms / 1000
-    if s < 120:
-        return f"{s:.3g}s"
-    if s < 7200:
-        return f"{s / 60:.3g}min"
-    return f"{s / 3600:.3g}h"
-
-
-def _dur(seconds: float) -> str:
-    return _ms(seconds * 1000)
 
 
 def _bytes(blocks: int) -> str:
@@ -468,8 +453,9 @@ def _statement_findings(
                     Severity.CRITICAL if s.pct_total >= share_crit_pct else Severity.WARNING,
                     "dominant_statement",
                     s.label,
-                    f"one statement takes {s.pct_total:.0f}% of all statement time ({_ms(s.total_ms)} of "
-                    f"{_ms(all_ms)}; {s.calls} calls, {_ms(s.mean_ms or 0)} each) {what}",
+                    f"one statement takes {s.pct_total:.0f}% of all statement time "
+                    f"({duration(s.total_ms / 1000)} of {duration(all_ms / 1000)}; {s.calls} calls, "
+                    f"{duration((s.mean_ms or 0) / 1000)} each) {what}",
                     "fix this one first: EXPLAIN (ANALYZE, BUFFERS) it; a missing index shows as a Seq Scan "
                     "with many rows removed by filter",
                 )
@@ -480,7 +466,8 @@ def _statement_findings(
                     Severity.WARNING,
                     "slow_frequent",
                     s.label,
-                    f"{s.calls} calls taking {_ms(s.mean_ms)} each on average ({_ms(s.total_ms)} in all) "
+                    f"{s.calls} calls taking {duration(s.mean_ms / 1000)} each on average "
+                    f"({duration(s.total_ms / 1000)} in all) "
                     f"{what}: each call holds a connection that long",
                     "EXPLAIN (ANALYZE, BUFFERS) it for a missing index; for an update that waits, look for "
                     "lock contention on the same rows (`pgdoctor locks`) or batch the writes",
@@ -553,7 +540,7 @@ def _server_findings(
         "differ only in ways query jumbling does not fold (temp table names, generated SQL)"
     )
     since = (
-        f" since the statistics were reset {_dur(info.stats_reset_age_s)} ago"
+        f" since the statistics were reset {duration(info.stats_reset_age_s)} ago"
         if info and (info.stats_reset_age_s is not None)
         else ""
     )
@@ -598,7 +585,7 @@ def _server_findings(
                 Severity.INFO,
                 "stats_reset",
                 "pg_stat_statements",
-                f"statistics were reset {_dur(info.stats_reset_age_s)} ago (at {info.stats_reset}): the "
+                f"statistics were reset {duration(info.stats_reset_age_s)} ago (at {info.stats_reset}): the "
                 "figures cover only that window",
                 "",
             )
@@ -635,8 +622,8 @@ def _running_findings(
                 Severity.CRITICAL if longest >= running_crit_s else Severity.WARNING,
                 "long_running",
                 app,
-                f"{len(members)} statement(s) running for up to {_dur(longest)}; each holds its connection "
-                "(and its snapshot) until it ends",
+                f"{len(members)} statement(s) running for up to {duration(longest)}; each holds its "
+                "connection (and its snapshot) until it ends",
                 "look at them below; pg_cancel_backend(pid) stops one; statement_timeout bounds them",
                 tuple(sorted(r.pid for r in members)),
             )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from pgdoctor.analyze.format import duration
 from pgdoctor.analyze.locks import IDLE_IN_XACT, LocksReport, Root, TreeNode, Waiter, summary_object
-from pgdoctor.render.common import age, round_s, shorten
+from pgdoctor.render.common import round_s, shorten
 from pgdoctor.render.document import (
     Cell,
     Column,
@@ -27,7 +28,7 @@ def wait_text(w: Waiter) -> str:
     """The wait time; `<=` when it is the statement's age (no pg_locks.waitstart) rather than the wait's."""
     if w.wait_s is None:
         return "?"
-    return age(w.wait_s) if w.wait_source == "waitstart" else f"<={age(w.wait_s)}"
+    return duration(w.wait_s) if w.wait_source == "waitstart" else f"<={duration(w.wait_s)}"
 
 
 def lock_text(w: Waiter) -> str:
@@ -42,7 +43,7 @@ def root_state(r: Root) -> str:
         return "no longer in pg_stat_activity"
     state = r.state or r.backend_type or "?"
     if r.state_age_s is not None and r.state:
-        state += f" for {age(r.state_age_s)}"
+        state += f" for {duration(r.state_age_s)}"
     return state
 
 
@@ -53,7 +54,7 @@ def root_label(r: Root, width: int) -> Cell:
         parts[0] += f" {r.application_name or '(none)'}"
     parts.append(root_state(r))
     if r.xact_age_s is not None:
-        parts.append(f"transaction open {age(r.xact_age_s)}")
+        parts.append(f"transaction open {duration(r.xact_age_s)}")
     parts.append(f"holds up {r.blocks_total}")
     if r.query:
         parts.append(f"last query: {shorten(r.query, width)}")
@@ -154,8 +155,8 @@ def roots_table(report: LocksReport, full: bool) -> Table:
             r.application_name,
             r.usename,
             Styled(root_state(r).split(" for ")[0], ROOT_STYLE if r.state in IDLE_IN_XACT else ""),
-            age(r.state_age_s),
-            age(r.xact_age_s),
+            duration(r.state_age_s),
+            duration(r.xact_age_s),
             r.blocks_direct,
             r.blocks_total,
             shorten(r.query, 0 if full else 50),
