@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from pgdoctor.analyze.common import CLIENT_BACKEND, HIDDEN_QUERY, insufficient_privilege
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
 from pgdoctor.analyze.format import duration as _dur
 from pgdoctor.collect.connections import ActivityRow, ConnectionsData
@@ -13,8 +14,6 @@ from pgdoctor.collect.server import ServerInfo
 
 CLASSES = ("active", "idle", "idle_in_transaction", "idle_in_transaction_aborted", "blocked", "other")
 GROUP_BY = ("application", "user", "database", "client")
-CLIENT_BACKEND = "client backend"
-HIDDEN_QUERY = "<insufficient privilege>"
 
 _STATE_CLASS = {
     "active": "active",
@@ -365,13 +364,10 @@ def analyze(
     hidden = [s for s in sessions if not s.visible]
     if hidden and not data.server.can_read_all_stats:
         findings.append(
-            Finding(
-                Severity.WARNING,
-                "insufficient_privilege",
+            insufficient_privilege(
                 data.server.current_user,
                 f"{len(hidden)} session(s) of other roles show only pid, user, database and application: "
                 f"role {data.server.current_user} cannot read their state or query",
-                f"GRANT pg_read_all_stats TO {data.server.current_user}; (or pg_monitor, which includes it)",
                 _pids(hidden),
             )
         )

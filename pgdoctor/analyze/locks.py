@@ -11,13 +11,13 @@ from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from pgdoctor.analyze.common import HIDDEN_QUERY, insufficient_privilege
 from pgdoctor.analyze.deadlocks import DeadlockGroup, deadlocked_groups
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
 from pgdoctor.analyze.format import duration
 from pgdoctor.collect.locks import LocksData, LockSession, LockTableStats, SummaryRow, WaitLock
 from pgdoctor.collect.server import ServerInfo
 
-HIDDEN_QUERY = "<insufficient privilege>"
 PREPARED = 0  # pg_blocking_pids() reports a prepared transaction as pid 0
 IDLE_IN_XACT = ("idle in transaction", "idle in transaction (aborted)")
 RELATION_LEVEL = ("relation", "page", "tuple", "extend")
@@ -552,13 +552,10 @@ def analyze(
     if hidden and not data.server.can_read_all_stats:
         user = data.server.current_user
         findings.append(
-            Finding(
-                Severity.WARNING,
-                "insufficient_privilege",
+            insufficient_privilege(
                 user,
                 f"{len(hidden)} session(s) in the lock picture belong to other roles: role {user} cannot "
                 "read their state or query",
-                f"GRANT pg_read_all_stats TO {user}; (or pg_monitor, which includes it)",
                 tuple(sorted(hidden)),
             )
         )

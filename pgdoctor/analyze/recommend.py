@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, replace
 
+from pgdoctor.analyze.common import CLIENT_BACKEND
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
 from pgdoctor.analyze.sizing import memory, pools, settings
 from pgdoctor.analyze.sizing.memory import MemoryCheck
@@ -21,8 +22,6 @@ from pgdoctor.analyze.sizing.units import (
 from pgdoctor.collect.connections import ConnectionsData
 from pgdoctor.collect.server import ServerInfo
 from pgdoctor.collect.settings import FullSettingRow, SettingsData
-
-CLIENT_BACKEND = "client backend"
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 
+from pgdoctor.analyze.common import HIDDEN_QUERY, INSUFFICIENT_PRIVILEGE, insufficient_privilege
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
 from pgdoctor.analyze.format import duration
 from pgdoctor.collect.server import ServerInfo
@@ -26,7 +27,6 @@ from pgdoctor.collect.statements import (
 from pgdoctor.errors import ExitCode, PgDoctorError
 from pgdoctor.queries import parse_version
 
-HIDDEN_QUERY = "<insufficient privilege>"
 BLOCK_BYTES = 8192  # PostgreSQL's default block size; pg_stat_statements counts blocks
 
 
@@ -116,7 +116,7 @@ class SlowQueriesReport:
             return int(ExitCode.PRIVILEGE)
         if not self.available:
             return int(ExitCode.UNAVAILABLE)
-        if any(f.code == "insufficient_privilege" for f in self.findings):
+        if any(f.code == INSUFFICIENT_PRIVILEGE for f in self.findings):
             return int(ExitCode.PRIVILEGE)
         return 0
 
@@ -391,14 +391,11 @@ def analyze(
     findings += _running_findings(running, running_warn_s=running_warn_s, running_crit_s=running_crit_s)
     if totals and totals.hidden and not server.can_read_all_stats:
         findings.append(
-            Finding(
-                Severity.WARNING,
-                "insufficient_privilege",
+            insufficient_privilege(
                 server.current_user,
                 f"{totals.hidden} statement(s) of other roles show no query text and no queryid: role "
                 f"{server.current_user} cannot see them (their time still counts in the totals); "
                 "statements running in other roles' sessions are not listed either",
-                f"GRANT pg_read_all_stats TO {server.current_user}; (or pg_monitor, which includes it)",
             )
         )
 
