@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from pgdoctor.errors import ExitCode, PgDoctorError
+from pgdoctor.exitcodes import exit_code as exit_code  # noqa: PLC0414 (re-exported for the commands)
 from pgdoctor.render.formats import Format
 
 if TYPE_CHECKING:
@@ -89,14 +90,3 @@ def emit_report(fmt: Format, to_json: Callable[[], Any], document: Callable[[], 
         emit_json(to_json())
     else:
         emit(document(), fmt)
-
-
-def exit_code(findings: list[Any], fail_on: FailOn) -> int:
-    """1 when a finding reaches --fail-on; else 4 when the role could not see everything; else 0."""
-    if fail_on is not FailOn.NEVER:
-        threshold = {"info": 0, "warning": 1, "critical": 2}[fail_on.value]
-        if any(f.severity.rank >= threshold for f in findings):
-            return int(ExitCode.FINDINGS)
-    if any(f.code == "insufficient_privilege" for f in findings):
-        return int(ExitCode.PRIVILEGE)
-    return 0

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from pgdoctor.analyze.slow_queries import SlowQueriesReport, analyze
+from pgdoctor.analyze.slow_queries import PlanNotTracked, SlowQueriesReport, analyze
 from pgdoctor.collect.statements import ORDER, SORTS, StatementsData
 from pgdoctor.commands.slow_queries import parse_interval
 from pgdoctor.errors import PgDoctorError
+from pgdoctor.exitcodes import exit_code
 from pgdoctor.queries import parse_version
 from pgdoctor.snapshot import load_dataset
 from tests.conftest import FIXTURES, run_cli
@@ -96,7 +97,7 @@ def test_the_workload_as_each_version_reports_it(shape: str) -> None:
         assert ("extension_outdated", "pg_stat_statements") in codes
     # the running report is listed, the test's own settle time behind it
     assert [r.application_name for r in report.running] == ["nightly_report"]
-    assert report.exit_code == 0
+    assert exit_code(report.findings, "never", report.unusable) == 0
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -113,7 +114,7 @@ def test_each_order_is_sorted_by_its_column(shape: str, sort: str) -> None:
 
 def test_plan_sort_needs_track_planning() -> None:
     data = load(fixture("pg18-1.12"))
-    with pytest.raises(PgDoctorError, match="track_planning"):
+    with pytest.raises(PlanNotTracked, match="track_planning"):
         analyze(data, sort="plan")
 
 
@@ -135,7 +136,7 @@ def test_not_preloaded_offline_says_what_to_change() -> None:
     assert "shared_preload_libraries" in first.advice and "restart" in first.advice
     assert "CREATE EXTENSION pg_stat_statements" in first.advice
     assert [r.application_name for r in report.running] == ["nightly_report"]
-    assert report.exit_code == 6
+    assert exit_code(report.findings, "never", report.unusable) == 6
 
 
 def test_cli_on_snapshots_all_formats() -> None:

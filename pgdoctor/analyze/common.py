@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pgdoctor.analyze.findings import Finding, Severity
 
 CLIENT_BACKEND = "client backend"  # pg_stat_activity.backend_type of an application's session
@@ -22,3 +24,11 @@ def insufficient_privilege(user: str, message: str, pids: tuple[int, ...] = ()) 
         f"GRANT pg_read_all_stats TO {user}; (or pg_monitor, which includes it)",
         pids,
     )
+
+
+class Unusable(StrEnum):
+    """Why an analysis could not read its source at all (pg_stat_statements for slow-queries); the exit
+    code says so whatever --fail-on asks."""
+
+    NO_ACCESS = "no_access"  # the role may not read it
+    UNAVAILABLE = "unavailable"  # not installed, not preloaded, not created, or too old

@@ -6,7 +6,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 
-from pgdoctor.analyze.common import HIDDEN_QUERY, INSUFFICIENT_PRIVILEGE, insufficient_privilege
+from pgdoctor.analyze.common import HIDDEN_QUERY, Unusable, insufficient_privilege
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
 from pgdoctor.analyze.format import duration
 from pgdoctor.collect.server import ServerInfo
@@ -24,7 +24,6 @@ from pgdoctor.collect.statements import (
     StatementsData,
     Totals,
 )
-from pgdoctor.errors import ExitCode, PgDoctorError
 from pgdoctor.queries import parse_version
 
 BLOCK_BYTES = 8192  # PostgreSQL's default block size; pg_stat_statements counts blocks
@@ -109,16 +108,24 @@ class SlowQueriesReport:
         return self.extension.status == OK
 
     @property
-    def exit_code(self) -> int:
-        """6 when pg_stat_statements cannot be used (4 when only a privilege is missing), 4 when other
-        roles' statements are hidden, else 0 (--fail-on is applied by the command)."""
+    def unusable(self) -> Unusable | None:
+        """Why pg_stat_statements could not be read at all (pgdoctor.exitcodes turns it into 4 or 6)."""
         if self.extension.status == NO_ACCESS:
-            return int(ExitCode.PRIVILEGE)
+            return Unusable.NO_ACCESS
         if not self.available:
-            return int(ExitCode.UNAVAILABLE)
-        if any(f.code == INSUFFICIENT_PRIVILEGE for f in self.findings):
-            return int(ExitCode.PRIVILEGE)
-        return 0
+            return Unusable.UNAVAILABLE
+        return None
+
+
+class PlanNotTracked(Exception):
+    """Statements were asked for in planning-time order where planning time is not recorded."""
+
+    def __init__(self, extension_version: str | None) -> None:
+        super().__init__(
+            "planning time is not tracked here (pg_stat_statements.track_planning is off"
+            + (f", or extension {extension_version} predates it" if extension_version else "")
+            + ")"
+        )
 
 
 def _bytes(blocks: int) -> str:
@@ -325,12 +332,7 @@ def analyze(
     if unavailable is not None:
         findings.append(unavailable)
     elif sort == "plan" and not plan_tracked:
-        raise PgDoctorError(
-            "--sort plan: planning time is not tracked here (pg_stat_statements.track_planning is off"
-            + (f", or extension {ext.version} predates it" if ext.version else "")
-            + "); ALTER SYSTEM SET pg_stat_statements.track_planning = on; SELECT pg_reload_conf();",
-            ExitCode.UNAVAILABLE,
-        )
+        raise PlanNotTracked(ext.version)
     if ext.version and ext.default_version and ext.version != ext.default_version and unavailable is None:
         findings.append(
             Finding(

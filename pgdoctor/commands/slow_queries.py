@@ -102,7 +102,7 @@ def slow_queries(
     ] = 3600.0,
 ) -> None:
     """What eats the server's time: top statements from pg_stat_statements, and what runs now."""
-    from pgdoctor.analyze.slow_queries import analyze
+    from pgdoctor.analyze.slow_queries import PlanNotTracked, analyze
     from pgdoctor.collect.statements import StatementsData, collect
     from pgdoctor.render import slow_queries as render
 
@@ -121,26 +121,28 @@ def slow_queries(
             db, sorts=(sort.value,), limit=limit, database=database, user=user, interval_s=interval_s
         ),
     )
-    report = analyze(
-        data,
-        sort=sort.value,
-        limit=limit,
-        database=database,
-        user=user,
-        running_min_s=running_min,
-        running_warn_s=running_warn,
-        share_warn_pct=share_warn_pct,
-        share_crit_pct=share_crit_pct,
-        share_min_total_ms=share_min_total_ms,
-        mean_warn_ms=mean_warn_ms,
-        calls_min=calls_min,
-        hit_ratio_min_pct=hit_ratio_min,
-        reset_recent_s=reset_recent,
-    )
+    try:
+        report = analyze(
+            data,
+            sort=sort.value,
+            limit=limit,
+            database=database,
+            user=user,
+            running_min_s=running_min,
+            running_warn_s=running_warn,
+            share_warn_pct=share_warn_pct,
+            share_crit_pct=share_crit_pct,
+            share_min_total_ms=share_min_total_ms,
+            mean_warn_ms=mean_warn_ms,
+            calls_min=calls_min,
+            hit_ratio_min_pct=hit_ratio_min,
+            reset_recent_s=reset_recent,
+        )
+    except PlanNotTracked as exc:
+        raise PgDoctorError(
+            f"--sort plan: {exc}; ALTER SYSTEM SET pg_stat_statements.track_planning = on; "
+            "SELECT pg_reload_conf();",
+            ExitCode.UNAVAILABLE,
+        ) from None
     emit_report(fmt, lambda: render.to_json(report), lambda: render.document(report, full=full))
-    code = exit_code(report.findings, fail_on)
-    if report.exit_code == ExitCode.UNAVAILABLE or report.extension.status == "no_access":
-        code = report.exit_code
-    elif report.exit_code:
-        code = code or report.exit_code
-    raise typer.Exit(code)
+    raise typer.Exit(exit_code(report.findings, fail_on, report.unusable))
