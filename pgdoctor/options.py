@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from pgdoctor.render.document import Document
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class FailOn(StrEnum):
@@ -80,6 +81,19 @@ def obtain(
     with connect(dsn, timeout) as db:
         result: T = (live or collector(name))(db)
         return result
+
+
+def obtain_pair(
+    first: tuple[str, type[T]], second: tuple[str, type[U]], dsn: str | None, snapshot: Path | None, t: float
+) -> tuple[T, U]:
+    """Two datasets (name, class), as `obtain` gets one: from the snapshot, or live over one connection."""
+    if snapshot is not None:
+        return obtain(*first, dsn, snapshot, t), obtain(*second, dsn, snapshot, t)
+    from pgdoctor.db import connect
+    from pgdoctor.snapshot import collector
+
+    with connect(dsn, t) as db:
+        return collector(first[0])(db), collector(second[0])(db)
 
 
 def emit_report(fmt: Format, to_json: Callable[[], Any], document: Callable[[], Document]) -> None:

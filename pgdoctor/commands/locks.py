@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -73,7 +74,7 @@ def locks(
         live=lambda db: collect(db, details=not fast, summary=show_all),
     )
     if snapshot is not None and fast:  # a snapshot always has the details; --fast shows it without them
-        data = LocksData(data.server, data.sessions, None, None, data.summary)
+        data = replace(data, waits=None, lock_table=None)
     report = analyze(
         data,
         min_wait_s=min_wait,

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from pgdoctor.errors import ExitCode, PgDoctorError
-from pgdoctor.options import DsnOpt, FailOn, FailOnOpt, SnapshotOpt, TimeoutOpt, exit_code
+from pgdoctor.options import (
+    DsnOpt,
+    FailOn,
+    FailOnOpt,
+    SnapshotOpt,
+    TimeoutOpt,
+    emit_report,
+    exit_code,
+    obtain_pair,
+)
+from pgdoctor.render.formats import Format
 
 if TYPE_CHECKING:
     from pgdoctor.analyze.sizing.pools import AppSpec
-    from pgdoctor.collect.connections import ConnectionsData
-    from pgdoctor.collect.settings import SettingsData
 
 
 class RecommendFormat(StrEnum):
@@ -69,30 +76,6 @@ def parse_apps(values: list[str]) -> list[AppSpec]:
             raise PgDoctorError(f"--app {name!r} given twice", ExitCode.USAGE)
         apps.append(AppSpec(name, processes, threads))
     return apps
-
-
-def obtain_both(
-    dsn: str | None, snapshot: Path | None, timeout: float
-) -> tuple[SettingsData, ConnectionsData]:
-    """The settings and connections datasets: from a snapshot, or live over one connection."""
-    from pgdoctor.collect.connections import ConnectionsData
-    from pgdoctor.collect.settings import SettingsData
-
-    if snapshot is not None:
-        if dsn:
-            raise PgDoctorError("give either --dsn or --snapshot, not both", ExitCode.USAGE)
-        from pgdoctor.snapshot import load_dataset
-
-        return (
-            load_dataset(snapshot, "settings", SettingsData),
-            load_dataset(snapshot, "connections", ConnectionsData),
-        )
-    from pgdoctor.collect import connections as collect_connections
-    from pgdoctor.collect import settings as collect_settings
-    from pgdoctor.db import connect
-
-    with connect(dsn, timeout) as db:
-        return collect_settings.collect(db), collect_connections.collect(db)
 
 
 def recommend(
@@ -167,6 +150,8 @@ def recommend(
     from pgdoctor.analyze.recommend import Inputs, analyze
     from pgdoctor.analyze.sizing.settings import PG_VERSIONS
     from pgdoctor.analyze.sizing.units import parse_ram
+    from pgdoctor.collect.connections import ConnectionsData
+    from pgdoctor.collect.settings import SettingsData
 
     live = bool(dsn) or snapshot is not None
     if ram is None and not live:
@@ -189,16 +174,12 @@ def recommend(
         pgbouncer=pgbouncer,
         databases=databases,
     )
-    settings_data, connections_data = obtain_both(dsn, snapshot, timeout) if live else (None, None)
-    report = analyze(inputs, settings_data, connections_data)
+    datasets = (("settings", SettingsData), ("connections", ConnectionsData))
+    report = analyze(inputs, *(obtain_pair(*datasets, dsn, snapshot, timeout) if live else (None, None)))
 
     from pgdoctor.render import recommend as render
 
-    if fmt is RecommendFormat.JSON:
-        from pgdoctor.render.document import emit_json
-
-        emit_json(render.to_json(report))
-    elif fmt is RecommendFormat.CONF:
+    if fmt is RecommendFormat.CONF:
         typer.echo(render.conf(report), nl=False)
     elif fmt is RecommendFormat.PGBOUNCER:
         block = render.pgbouncer(report)
@@ -211,8 +192,5 @@ def recommend(
     elif fmt is RecommendFormat.SQLALCHEMY:
         typer.echo(render.sqlalchemy(report), nl=False)
     else:
-        from pgdoctor.render.document import emit
-        from pgdoctor.render.formats import Format
-
-        emit(render.document(report), Format(fmt.value))
+        emit_report(Format(fmt.value), lambda: render.to_json(report), lambda: render.document(report))
     raise typer.Exit(exit_code(report.findings, fail_on))
