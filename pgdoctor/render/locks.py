@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from pgdoctor.analyze.format import duration
-from pgdoctor.analyze.locks import IDLE_IN_XACT, LocksReport, Root, TreeNode, Waiter, summary_object
+from pgdoctor.analyze.lock_graph import TreeNode, Waiter
+from pgdoctor.analyze.lock_objects import summary_object
+from pgdoctor.analyze.locks import IDLE_IN_XACT, LocksReport, Root
 from pgdoctor.render.common import round_s, shorten
 from pgdoctor.render.document import (
     Cell,
