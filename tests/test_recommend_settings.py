@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from pgdoctor.analyze.recommend import Inputs, analyze
-from pgdoctor.analyze.sizing import settings
+from pgdoctor.analyze.sizing import pgtune, settings
 from pgdoctor.analyze.sizing.pools import AppSpec
 from pgdoctor.analyze.sizing.units import GB, KB, MB, TB, conf_bytes
 from tests.conftest import run_cli
@@ -147,12 +147,12 @@ def test_settings_agree_with_pgtune(ram: int, cpus: int | None, workload: str) -
 
 def test_published_pgtune_parallel_examples() -> None:
     """pgtune's own test cases (selectParallelSettings)."""
-    p = settings.parallel(12, "web")
-    assert p == settings.Parallel(12, 4, 12, 4)
-    p = settings.parallel(31, "dw")
-    assert p == settings.Parallel(31, 16, 31, 4)
-    assert settings.parallel(1, "web") is None
-    assert settings.parallel(3, "dw") is None
+    p = pgtune.parallel(12, "web")
+    assert p == pgtune.Parallel(12, 4, 12, 4)
+    p = pgtune.parallel(31, "dw")
+    assert p == pgtune.Parallel(31, 16, 31, 4)
+    assert pgtune.parallel(1, "web") is None
+    assert pgtune.parallel(3, "dw") is None
 
 
 def test_work_mem_follows_the_real_connection_budget_and_says_so() -> None:
