@@ -38,15 +38,18 @@ def lock_text(w: Waiter) -> str:
     return f"{what} on {w.object}" if w.object else what
 
 
-def root_state(r: Root) -> str:
+def root_state(r: Root) -> tuple[str, float | None]:
+    """What a root blocker is doing, and for how long (None: not known, or not a session)."""
     if r.kind == "prepared":
-        return "prepared transaction"
+        return "prepared transaction", None
     if r.kind == "gone":
-        return "no longer in pg_stat_activity"
-    state = r.state or r.backend_type or "?"
-    if r.state_age_s is not None and r.state:
-        state += f" for {duration(r.state_age_s)}"
-    return state
+        return "no longer in pg_stat_activity", None
+    return r.state or r.backend_type or "?", r.state_age_s if r.state else None
+
+
+def root_state_text(r: Root) -> str:
+    state, age = root_state(r)
+    return state if age is None else f"{state} for {duration(age)}"
 
 
 def root_label(r: Root, width: int) -> Cell:
@@ -54,7 +57,7 @@ def root_label(r: Root, width: int) -> Cell:
     parts = [head]
     if r.application_name is not None:
         parts[0] += f" {r.application_name or '(none)'}"
-    parts.append(root_state(r))
+    parts.append(root_state_text(r))
     if r.xact_age_s is not None:
         parts.append(f"transaction open {duration(r.xact_age_s)}")
     parts.append(f"holds up {r.blocks_total}")
@@ -156,7 +159,7 @@ def roots_table(report: LocksReport, full: bool) -> Table:
             r.pid,
             r.application_name,
             r.usename,
-            Styled(root_state(r).split(" for ")[0], ROOT_STYLE if r.state in IDLE_IN_XACT else ""),
+            Styled(root_state(r)[0], ROOT_STYLE if r.state in IDLE_IN_XACT else ""),
             duration(r.state_age_s),
             duration(r.xact_age_s),
             r.blocks_direct,
@@ -174,7 +177,8 @@ def actions_text(report: LocksReport) -> Text:
     for r in report.roots:
         if r.action:
             lines.append(
-                f"  {r.action}  -- {r.application_name or r.kind}, {root_state(r)}, holds up {r.blocks_total}"
+                f"  {r.action}  -- {r.application_name or r.kind}, {root_state_text(r)}, "
+                f"holds up {r.blocks_total}"
             )
     return Text(lines)
 
