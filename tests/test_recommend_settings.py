@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from pgdoctor.analyze.choices import Storage, Workload
 from pgdoctor.analyze.recommend import Inputs, analyze
 from pgdoctor.analyze.sizing import pgtune, settings
 from pgdoctor.analyze.sizing.pools import AppSpec
@@ -21,8 +22,8 @@ from tests.conftest import run_cli
 
 RAMS = [512 * MB, 1 * GB, 2 * GB, 3 * GB, 4 * GB, 8 * GB, 16 * GB, 24 * GB, 64 * GB, 128 * GB, 384 * GB, TB]
 CPUS: list[int | None] = [None, 1, 2, 3, 4, 6, 8, 12, 16, 31, 32, 64, 96]
-WORKLOADS = list(settings.WORKLOADS)
-STORAGE = list(settings.STORAGE)
+WORKLOADS = [w.value for w in Workload]
+STORAGE = [s.value for s in Storage]
 
 
 def pgtune_reference(ram: int, cpus: int | None, workload: str, storage: str, version: int) -> dict[str, Any]:

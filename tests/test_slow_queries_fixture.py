@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pgdoctor.analyze.choices import Sort
 from pgdoctor.analyze.slow_queries import PlanNotTracked, SlowQueriesReport, analyze
 from pgdoctor.collect.statements import ORDER, SORTS, StatementsData
 from pgdoctor.commands.slow_queries import parse_interval
@@ -214,3 +215,8 @@ def test_bad_options_on_the_command_line() -> None:
     assert result.returncode == 6 and "track_planning" in result.stderr
     result = run_cli("slow-queries", "--snapshot", snap, "--sort", "bogus")
     assert result.returncode == 2
+
+
+def test_the_sort_choice_is_the_orders_collect_knows() -> None:
+    """--sort's enum (pgdoctor.analyze.choices.Sort) and the columns collect sorts by name the same orders."""
+    assert [s.value for s in Sort] == list(ORDER)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from pgdoctor.analyze.choices import Storage, Workload
 from pgdoctor.errors import ExitCode, PgDoctorError
 from pgdoctor.options import (
     DsnOpt,
@@ -35,21 +36,6 @@ class RecommendFormat(StrEnum):
     CONF = "conf"
     PGBOUNCER = "pgbouncer"
     SQLALCHEMY = "sqlalchemy"
-
-
-class Storage(StrEnum):
-    HDD = "hdd"
-    SSD = "ssd"
-    NVME = "nvme"
-    SAN = "san"
-
-
-class Workload(StrEnum):
-    WEB = "web"
-    OLTP = "oltp"
-    DW = "dw"
-    MIXED = "mixed"
-    DESKTOP = "desktop"
 
 
 _APP = re.compile(r"^(?P<name>[^=]+)=(?P<processes>\d+)(?:[x*](?P<threads>\d+))?$")

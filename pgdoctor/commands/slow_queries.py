@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from enum import StrEnum
 from typing import Annotated
 
 import typer
 
+from pgdoctor.analyze.choices import Sort
 from pgdoctor.errors import ExitCode, PgDoctorError
 from pgdoctor.options import (
     DsnOpt,
@@ -26,16 +26,6 @@ from pgdoctor.render.formats import Format
 MAX_INTERVAL_S = 3600.0
 _INTERVAL = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|min|h)?\s*$", re.IGNORECASE)
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
-
-
-class Sort(StrEnum):
-    TOTAL = "total"
-    MEAN = "mean"
-    CALLS = "calls"
-    ROWS = "rows"
-    IO = "io"
-    TEMP = "temp"
-    PLAN = "plan"
 
 
 def parse_interval(text: str) -> float:

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 
 from pgdoctor.analyze.sizing import pgtune
 from pgdoctor.analyze.sizing.units import KB, MB, format_kb
+from pgdoctor.queries import SERVER_VERSIONS
 
-WORKLOADS = ("web", "oltp", "dw", "mixed", "desktop")
-STORAGE = ("hdd", "ssd", "nvme", "san")
-PG_VERSIONS = (13, 14, 15, 16, 17, 18)
+# the PostgreSQL major versions pgdoctor supports (its SQL's versions); workloads and storage kinds are
+# pgdoctor.analyze.choices.Workload and Storage
+PG_VERSIONS = tuple(major for major, _ in SERVER_VERSIONS)
 NEWEST_PG = PG_VERSIONS[-1]
 
 # pgtune's max_connections when none is given
