@@ -220,3 +220,23 @@ def test_bad_options_on_the_command_line() -> None:
 def test_the_sort_choice_is_the_orders_collect_knows() -> None:
     """--sort's enum (pgdoctor.analyze.choices.Sort) and the columns collect sorts by name the same orders."""
     assert [s.value for s in Sort] == list(ORDER)
+
+
+def test_the_hit_ratio_highlight_follows_hit_ratio_min() -> None:
+    """--hit-ratio-min moves the table's highlighting with the finding (the threshold is the report's)."""
+    from pgdoctor.render import slow_queries as render
+    from pgdoctor.render.document import Styled
+
+    data = load(fixture("pg15-1.10"))
+
+    def highlighted(pct: float) -> tuple[int, int]:
+        report = analyze(data, limit=50, hit_ratio_min_pct=pct)
+        table = render.statements_table(report, full=False)
+        hit_col = [c.header for c in table.columns].index("hit %")
+        cells = sum(isinstance(row[hit_col], Styled) for row in table.rows)
+        findings = sum(f.code == "low_hit_ratio" and f.subject != "server" for f in report.findings)
+        return cells, findings
+
+    assert highlighted(0.0) == (0, 0)
+    everything = highlighted(100.0)
+    assert everything[0] > 0 and everything[0] == everything[1]

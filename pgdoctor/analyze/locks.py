@@ -16,6 +16,14 @@ from pgdoctor.analyze.findings import Finding, Severity, sort_findings
 from pgdoctor.analyze.format import duration
 from pgdoctor.analyze.lock_graph import Graph, TreeNode, Waiter, apply_min_wait
 from pgdoctor.analyze.lock_objects import object_name
+from pgdoctor.analyze.thresholds import (
+    LOCK_PRESSURE_CRIT_PCT,
+    LOCK_PRESSURE_WARN_PCT,
+    LOCK_QUEUE_CRIT,
+    LOCK_QUEUE_WARN,
+    LOCK_WAIT_CRIT_S,
+    LOCK_WAIT_WARN_S,
+)
 from pgdoctor.collect.locks import LocksData, LockSession, LockTableStats, SummaryRow, WaitLock
 from pgdoctor.collect.server import ServerInfo
 
@@ -193,20 +201,6 @@ def deadlock_finding(
     )
 
 
-# Thresholds ("Lock Management" in the PostgreSQL docs: log_lock_waits reports waits longer than
-# deadlock_timeout, 1s by default); a wait of 10s is felt by users, a minute is a pile-up.
-WAIT_WARN_S = 10.0
-WAIT_CRIT_S = 60.0
-# Sessions queued on one object: each holds a connection slot while it waits (max_connections).
-QUEUE_WARN = 5
-QUEUE_CRIT = 20
-# Share of the shared lock table in use (max_locks_per_transaction x (max_connections +
-# max_prepared_transactions), "Lock Management"); when it is full, lock requests fail with "out of
-# shared memory" and the hint to raise max_locks_per_transaction.
-PRESSURE_WARN_PCT = 80.0
-PRESSURE_CRIT_PCT = 95.0
-
-
 def to_root(pid: int, s: LockSession | None, graph: Graph) -> Root:
     kind = "prepared" if pid == PREPARED else ("session" if s else "gone")
     return Root(
@@ -346,12 +340,12 @@ def analyze(
     *,
     # Hide waits shorter than this (display and findings); chains through hidden waiters are kept.
     min_wait_s: float = 0.0,
-    wait_warn_s: float = WAIT_WARN_S,
-    wait_crit_s: float = WAIT_CRIT_S,
-    queue_warn: int = QUEUE_WARN,
-    queue_crit: int = QUEUE_CRIT,
-    pressure_warn_pct: float = PRESSURE_WARN_PCT,
-    pressure_crit_pct: float = PRESSURE_CRIT_PCT,
+    wait_warn_s: float = LOCK_WAIT_WARN_S,
+    wait_crit_s: float = LOCK_WAIT_CRIT_S,
+    queue_warn: int = LOCK_QUEUE_WARN,
+    queue_crit: int = LOCK_QUEUE_CRIT,
+    pressure_warn_pct: float = LOCK_PRESSURE_WARN_PCT,
+    pressure_crit_pct: float = LOCK_PRESSURE_CRIT_PCT,
 ) -> LocksReport:
     """Build the blocking trees, the root blockers and what is wrong."""
     sessions = {s.pid: s for s in data.sessions}

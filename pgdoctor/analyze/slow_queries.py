@@ -28,6 +28,20 @@ from pgdoctor.analyze.slow_query_server import (
     extension_outdated,
     max_reached,
 )
+from pgdoctor.analyze.thresholds import (
+    CALLS_MIN,
+    HIT_MIN_READS,
+    HIT_RATIO_MIN_PCT,
+    MEAN_WARN_MS,
+    RESET_RECENT_S,
+    RUNNING_CRIT_S,
+    RUNNING_MIN_S,
+    RUNNING_WARN_S,
+    SERVER_HIT_MIN_READS,
+    SHARE_CRIT_PCT,
+    SHARE_MIN_TOTAL_MS,
+    SHARE_WARN_PCT,
+)
 from pgdoctor.collect.server import ServerInfo
 from pgdoctor.collect.statements import (
     NO_ACCESS,
@@ -40,29 +54,6 @@ from pgdoctor.collect.statements import (
 )
 
 __all__ = ["PlanNotTracked", "Running", "SlowQueriesReport", "Statement", "Thresholds", "analyze"]
-
-# Thresholds: the command's options default to these, the README's table shows them.
-# Statements active at least this long are listed under "running now" (pg_stat_activity.query_start).
-RUNNING_MIN_S = 1.0
-# One statement taking this share of all statement time is the first thing to fix.
-SHARE_WARN_PCT = 30.0
-SHARE_CRIT_PCT = 60.0
-# ...unless the server has done almost nothing (less than this much statement time in all, ms).
-SHARE_MIN_TOTAL_MS = 1000.0
-# Slow and frequent: mean execution time at least this (ms), called at least this often. 10 ms per call
-# holds a pooled connection long enough to matter at a few hundred calls a second.
-MEAN_WARN_MS = 10.0
-CALLS_MIN = 1000
-# Shared-buffer hit ratio below this (with at least HIT_MIN_READS blocks read) means the statement
-# reads from disk or the OS cache ("Monitoring Database Activity: pg_statio" in the PostgreSQL docs).
-HIT_RATIO_MIN_PCT = 90.0
-HIT_MIN_READS = 1000
-SERVER_HIT_MIN_READS = 10_000  # the same for all statements together
-# Statistics reset less than this long ago (pg_stat_statements_info.stats_reset) cover only a short window.
-RESET_RECENT_S = 3600.0
-# A statement active this long holds its connection (and its snapshot) that long.
-RUNNING_WARN_S = 60.0
-RUNNING_CRIT_S = 600.0
 
 
 @dataclass(frozen=True)

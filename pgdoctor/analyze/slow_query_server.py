@@ -7,6 +7,7 @@ import re
 
 from pgdoctor.analyze.findings import Finding, Severity
 from pgdoctor.analyze.format import duration
+from pgdoctor.analyze.thresholds import MAX_FULL_PCT
 from pgdoctor.collect.server import ServerInfo
 from pgdoctor.collect.statements import (
     NO_ACCESS,
@@ -18,10 +19,6 @@ from pgdoctor.collect.statements import (
     StatementsData,
     Totals,
 )
-
-# pg_stat_statements.max nearly reached (extensions before 1.9, which count no deallocations, so a
-# table this full is taken as evicting: "pg_stat_statements" in the PostgreSQL docs).
-MAX_FULL_SHARE = 0.95
 
 
 class PlanNotTracked(Exception):
@@ -150,7 +147,7 @@ def max_reached(data: StatementsData, totals: Totals | None, max_entries: int | 
             f"from zero{interval_note}",
             advice,
         )
-    if info is None and totals and max_entries and totals.entries >= MAX_FULL_SHARE * max_entries:
+    if info is None and totals and max_entries and totals.entries >= MAX_FULL_PCT / 100 * max_entries:
         return Finding(
             Severity.WARNING,
             "max_reached",

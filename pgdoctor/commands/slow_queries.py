@@ -8,6 +8,17 @@ from typing import Annotated
 import typer
 
 from pgdoctor.analyze.choices import Sort
+from pgdoctor.analyze.thresholds import (
+    CALLS_MIN,
+    HIT_RATIO_MIN_PCT,
+    MEAN_WARN_MS,
+    RESET_RECENT_S,
+    RUNNING_MIN_S,
+    RUNNING_WARN_S,
+    SHARE_CRIT_PCT,
+    SHARE_MIN_TOTAL_MS,
+    SHARE_WARN_PCT,
+)
 from pgdoctor.errors import ExitCode, PgDoctorError
 from pgdoctor.options import (
     DsnOpt,
@@ -71,25 +82,27 @@ def slow_queries(
     ] = None,
     running_min: Annotated[
         float, typer.Option(help="List statements running now for at least this many seconds.")
-    ] = 1.0,
+    ] = RUNNING_MIN_S,
     running_warn: Annotated[
         float, typer.Option(help="Seconds a running statement may take before a warning.")
-    ] = 60.0,
+    ] = RUNNING_WARN_S,
     share_warn_pct: Annotated[
         float, typer.Option(help="Warn when one statement takes this % of all statement time.")
-    ] = 30.0,
-    share_crit_pct: Annotated[float, typer.Option(help="...critical at this %.")] = 60.0,
+    ] = SHARE_WARN_PCT,
+    share_crit_pct: Annotated[float, typer.Option(help="...critical at this %.")] = SHARE_CRIT_PCT,
     share_min_total_ms: Annotated[
         float, typer.Option(help="...only once the server did at least this much statement work (ms).")
-    ] = 1000.0,
+    ] = SHARE_MIN_TOTAL_MS,
     mean_warn_ms: Annotated[
         float, typer.Option(help="Slow and frequent: mean time per call at least this (ms)...")
-    ] = 10.0,
-    calls_min: Annotated[int, typer.Option(help="...with at least this many calls.")] = 1000,
-    hit_ratio_min: Annotated[float, typer.Option(help="Warn below this shared-buffer hit ratio (%).")] = 90.0,
+    ] = MEAN_WARN_MS,
+    calls_min: Annotated[int, typer.Option(help="...with at least this many calls.")] = CALLS_MIN,
+    hit_ratio_min: Annotated[
+        float, typer.Option(help="Warn below this shared-buffer hit ratio (%).")
+    ] = HIT_RATIO_MIN_PCT,
     reset_recent: Annotated[
         float, typer.Option(help="Say so when the statistics were reset less than this many seconds ago.")
-    ] = 3600.0,
+    ] = RESET_RECENT_S,
 ) -> None:
     """What eats the server's time: top statements from pg_stat_statements, and what runs now."""
     from pgdoctor.analyze.slow_queries import PlanNotTracked, analyze

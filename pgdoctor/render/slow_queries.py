@@ -99,7 +99,7 @@ def statements_table(report: SlowQueriesReport, full: bool) -> Table:
         if report.plan_tracked:
             row.append(_num(s.plan_ms))
         hit = _ratio(s.hit_ratio)
-        low_hit = s.hit_ratio is not None and s.hit_ratio < 0.9 and s.shared_blks_read >= 1000
+        low_hit = report.thresholds.low_hit(s.hit_ratio, s.shared_blks_read)
         row += [
             _pct(s.pct_total),
             _num(s.rows_per_call),
