@@ -61,7 +61,7 @@ def imported_db_libraries() -> list[str]:
 
 def main() -> None:
     from pgdoctor.analyze.recommend import Inputs, analyze
-    from pgdoctor.recommend.pools import AppSpec
+    from pgdoctor.analyze.sizing.pools import AppSpec
 
     rows: list[tuple[str, str, str]] = []
 

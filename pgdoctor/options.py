@@ -13,6 +13,7 @@ import typer
 from typer._click import types as click_types  # loaded by typer itself
 
 from pgdoctor.errors import ExitCode, PgDoctorError
+from pgdoctor.exitcodes import exit_code as exit_code  # noqa: PLC0414 (re-exported for the commands)
 from pgdoctor.render.formats import Format
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from pgdoctor.render.document import Document
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class FailOn(StrEnum):
@@ -165,6 +167,19 @@ def obtain(
         return result
 
 
+def obtain_pair(
+    first: tuple[str, type[T]], second: tuple[str, type[U]], dsn: str | None, snapshot: Path | None, t: float
+) -> tuple[T, U]:
+    """Two datasets (name, class), as `obtain` gets one: from the snapshot, or live over one connection."""
+    if snapshot is not None:
+        return obtain(*first, dsn, snapshot, t), obtain(*second, dsn, snapshot, t)
+    from pgdoctor.db import connect
+    from pgdoctor.snapshot import collector
+
+    with connect(dsn, t) as db:
+        return collector(first[0])(db), collector(second[0])(db)
+
+
 def emit_report(fmt: Format, to_json: Callable[[], Any], document: Callable[[], Document]) -> None:
     """Print a command's result: its JSON contract for --format json, else its document."""
     from pgdoctor.render.document import emit, emit_json
@@ -173,14 +188,3 @@ def emit_report(fmt: Format, to_json: Callable[[], Any], document: Callable[[], 
         emit_json(to_json())
     else:
         emit(document(), fmt)
-
-
-def exit_code(findings: list[Any], fail_on: FailOn) -> int:
-    """1 when a finding reaches --fail-on; else 4 when the role could not see everything; else 0."""
-    if fail_on is not FailOn.NEVER:
-        threshold = {"info": 0, "warning": 1, "critical": 2}[fail_on.value]
-        if any(f.severity.rank >= threshold for f in findings):
-            return int(ExitCode.FINDINGS)
-    if any(f.code == "insufficient_privilege" for f in findings):
-        return int(ExitCode.PRIVILEGE)
-    return 0

@@ -15,7 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgdoctor.analyze.locks import LocksReport, TreeNode, advisory_key, analyze
+from pgdoctor.analyze.lock_graph import TreeNode
+from pgdoctor.analyze.lock_objects import advisory_key
+from pgdoctor.analyze.locks import LocksReport, analyze
 from pgdoctor.collect.locks import LocksData, LockSession
 from pgdoctor.collect.server import ServerInfo
 from pgdoctor.render import locks as render

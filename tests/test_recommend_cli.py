@@ -107,3 +107,13 @@ def test_fail_on_applies_to_findings() -> None:
     )
     assert bad.returncode == 1
     assert "CRITICAL memory_overcommit [recommended]" in bad.stdout
+
+
+def test_recommend_formats_are_the_report_formats_and_three_texts() -> None:
+    """recommend's -f is every report format (handed to emit_report as a Format) plus its ready-to-paste
+    texts; a format added to one enum and not the other fails here."""
+    from pgdoctor.commands.recommend import RecommendFormat
+    from pgdoctor.render.formats import Format
+
+    values = [f.value for f in RecommendFormat]
+    assert values == [f.value for f in Format] + ["conf", "pgbouncer", "sqlalchemy"]

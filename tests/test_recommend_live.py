@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from psycopg import pq
 
-from pgdoctor.recommend.units import conf_bytes
+from pgdoctor.analyze.sizing.units import conf_bytes
 from tests.conftest import run_cli
 from tests.incidents import Sessions, wait_until
 from tests.pgcluster import PASSWORD, RUN_AS, VERSIONS, Cluster, _as_server_user, free_port, running_cluster

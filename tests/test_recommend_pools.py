@@ -7,9 +7,9 @@ import ast
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgdoctor.recommend import pools
-from pgdoctor.recommend.emit import engine_kwargs, sqlalchemy_block
-from pgdoctor.recommend.pools import AppSpec, PoolPlan
+from pgdoctor.analyze.sizing import pools
+from pgdoctor.analyze.sizing.pools import AppSpec, PoolPlan
+from pgdoctor.render.recommend_text import engine_kwargs, sqlalchemy_block
 
 app_specs = st.lists(
     st.builds(

@@ -13,16 +13,17 @@ from typing import Any
 
 import pytest
 
+from pgdoctor.analyze.choices import Storage, Workload
 from pgdoctor.analyze.recommend import Inputs, analyze
-from pgdoctor.recommend import settings
-from pgdoctor.recommend.pools import AppSpec
-from pgdoctor.recommend.units import GB, KB, MB, TB, conf_bytes
+from pgdoctor.analyze.sizing import pgtune, settings
+from pgdoctor.analyze.sizing.pools import AppSpec
+from pgdoctor.analyze.sizing.units import GB, KB, MB, TB, conf_bytes
 from tests.conftest import run_cli
 
 RAMS = [512 * MB, 1 * GB, 2 * GB, 3 * GB, 4 * GB, 8 * GB, 16 * GB, 24 * GB, 64 * GB, 128 * GB, 384 * GB, TB]
 CPUS: list[int | None] = [None, 1, 2, 3, 4, 6, 8, 12, 16, 31, 32, 64, 96]
-WORKLOADS = list(settings.WORKLOADS)
-STORAGE = list(settings.STORAGE)
+WORKLOADS = [w.value for w in Workload]
+STORAGE = [s.value for s in Storage]
 
 
 def pgtune_reference(ram: int, cpus: int | None, workload: str, storage: str, version: int) -> dict[str, Any]:
@@ -147,12 +148,12 @@ def test_settings_agree_with_pgtune(ram: int, cpus: int | None, workload: str) -
 
 def test_published_pgtune_parallel_examples() -> None:
     """pgtune's own test cases (selectParallelSettings)."""
-    p = settings.parallel(12, "web")
-    assert p == settings.Parallel(12, 4, 12, 4)
-    p = settings.parallel(31, "dw")
-    assert p == settings.Parallel(31, 16, 31, 4)
-    assert settings.parallel(1, "web") is None
-    assert settings.parallel(3, "dw") is None
+    p = pgtune.parallel(12, "web")
+    assert p == pgtune.Parallel(12, 4, 12, 4)
+    p = pgtune.parallel(31, "dw")
+    assert p == pgtune.Parallel(31, 16, 31, 4)
+    assert pgtune.parallel(1, "web") is None
+    assert pgtune.parallel(3, "dw") is None
 
 
 def test_work_mem_follows_the_real_connection_budget_and_says_so() -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pgdoctor.errors import ExitCode, PgDoctorError
-from pgdoctor.recommend.units import (
+from pgdoctor.analyze.sizing.units import (
     GB,
     MB,
     TB,
@@ -17,6 +16,7 @@ from pgdoctor.recommend.units import (
     setting_bytes,
     setting_ms,
 )
+from pgdoctor.errors import ExitCode, PgDoctorError
 from tests.conftest import run_cli
 
 

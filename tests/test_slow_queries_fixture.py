@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from pgdoctor.analyze.slow_queries import SlowQueriesReport, analyze
+from pgdoctor.analyze.choices import Sort
+from pgdoctor.analyze.slow_queries import PlanNotTracked, SlowQueriesReport, analyze
 from pgdoctor.collect.statements import ORDER, SORTS, StatementsData
 from pgdoctor.commands.slow_queries import parse_interval
 from pgdoctor.errors import PgDoctorError
+from pgdoctor.exitcodes import exit_code
 from pgdoctor.queries import parse_version
 from pgdoctor.snapshot import load_dataset
 from tests.conftest import FIXTURES, run_cli
@@ -96,7 +98,7 @@ def test_the_workload_as_each_version_reports_it(shape: str) -> None:
         assert ("extension_outdated", "pg_stat_statements") in codes
     # the running report is listed, the test's own settle time behind it
     assert [r.application_name for r in report.running] == ["nightly_report"]
-    assert report.exit_code == 0
+    assert exit_code(report.findings, "never", report.unusable) == 0
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -113,7 +115,7 @@ def test_each_order_is_sorted_by_its_column(shape: str, sort: str) -> None:
 
 def test_plan_sort_needs_track_planning() -> None:
     data = load(fixture("pg18-1.12"))
-    with pytest.raises(PgDoctorError, match="track_planning"):
+    with pytest.raises(PlanNotTracked, match="track_planning"):
         analyze(data, sort="plan")
 
 
@@ -135,7 +137,7 @@ def test_not_preloaded_offline_says_what_to_change() -> None:
     assert "shared_preload_libraries" in first.advice and "restart" in first.advice
     assert "CREATE EXTENSION pg_stat_statements" in first.advice
     assert [r.application_name for r in report.running] == ["nightly_report"]
-    assert report.exit_code == 6
+    assert exit_code(report.findings, "never", report.unusable) == 6
 
 
 def test_cli_on_snapshots_all_formats() -> None:
@@ -213,3 +215,28 @@ def test_bad_options_on_the_command_line() -> None:
     assert result.returncode == 6 and "track_planning" in result.stderr
     result = run_cli("slow-queries", "--snapshot", snap, "--sort", "bogus")
     assert result.returncode == 2
+
+
+def test_the_sort_choice_is_the_orders_collect_knows() -> None:
+    """--sort's enum (pgdoctor.analyze.choices.Sort) and the columns collect sorts by name the same orders."""
+    assert [s.value for s in Sort] == list(ORDER)
+
+
+def test_the_hit_ratio_highlight_follows_hit_ratio_min() -> None:
+    """--hit-ratio-min moves the table's highlighting with the finding (the threshold is the report's)."""
+    from pgdoctor.render import slow_queries as render
+    from pgdoctor.render.document import Styled
+
+    data = load(fixture("pg15-1.10"))
+
+    def highlighted(pct: float) -> tuple[int, int]:
+        report = analyze(data, limit=50, hit_ratio_min_pct=pct)
+        table = render.statements_table(report, full=False)
+        hit_col = [c.header for c in table.columns].index("hit %")
+        cells = sum(isinstance(row[hit_col], Styled) for row in table.rows)
+        findings = sum(f.code == "low_hit_ratio" and f.subject != "server" for f in report.findings)
+        return cells, findings
+
+    assert highlighted(0.0) == (0, 0)
+    everything = highlighted(100.0)
+    assert everything[0] > 0 and everything[0] == everything[1]

@@ -6,15 +6,15 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
+from pgdoctor.analyze.common import CLIENT_BACKEND, HIDDEN_QUERY, insufficient_privilege
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
+from pgdoctor.analyze.format import duration as _dur
 from pgdoctor.collect.connections import ActivityRow, ConnectionsData
 from pgdoctor.collect.ps import PsServer
 from pgdoctor.collect.server import ServerInfo
 
 CLASSES = ("active", "idle", "idle_in_transaction", "idle_in_transaction_aborted", "blocked", "other")
 GROUP_BY = ("application", "user", "database", "client")
-CLIENT_BACKEND = "client backend"
-HIDDEN_QUERY = "<insufficient privilege>"
 
 _STATE_CLASS = {
     "active": "active",
@@ -218,15 +218,6 @@ def _pids(sessions: Iterable[Session]) -> tuple[int, ...]:
     return tuple(sorted(s.pid for s in sessions))
 
 
-def _dur(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}min"
-    return f"{seconds / 3600:.1f}h"
-
-
 def root_blockers(waiting: Iterable[Session], by_pid: dict[int, Session]) -> list[Session]:
     """The sessions at the head of the wait chains of `waiting`: they block and wait on nobody."""
     roots: dict[int, Session] = {}
@@ -419,13 +410,10 @@ def analyze(
     hidden = [s for s in sessions if not s.visible]
     if hidden and not data.server.can_read_all_stats:
         findings.append(
-            Finding(
-                Severity.WARNING,
-                "insufficient_privilege",
+            insufficient_privilege(
                 data.server.current_user,
                 f"{len(hidden)} session(s) of other roles show only pid, user, database and application: "
                 f"role {data.server.current_user} cannot read their state or query",
-                f"GRANT pg_read_all_stats TO {data.server.current_user}; (or pg_monitor, which includes it)",
                 _pids(hidden),
             )
         )

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
+from pgdoctor.analyze.common import CLIENT_BACKEND
 from pgdoctor.analyze.connections import (
-    CLIENT_BACKEND,
     ConnectionsReport,
     Session,
     capacity_of,

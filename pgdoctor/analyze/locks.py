@@ -7,37 +7,28 @@ shown once and never followed round.
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from collections import defaultdict
+from dataclasses import dataclass
 
-from pgdoctor.analyze.deadlocks import DeadlockGroup, deadlocked_groups
+from pgdoctor.analyze.common import HIDDEN_QUERY, insufficient_privilege
+from pgdoctor.analyze.deadlocks import DeadlockGroup
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
+from pgdoctor.analyze.format import duration
+from pgdoctor.analyze.lock_graph import Graph, TreeNode, Waiter, apply_min_wait
+from pgdoctor.analyze.lock_objects import object_name
+from pgdoctor.analyze.thresholds import (
+    LOCK_PRESSURE_CRIT_PCT,
+    LOCK_PRESSURE_WARN_PCT,
+    LOCK_QUEUE_CRIT,
+    LOCK_QUEUE_WARN,
+    LOCK_WAIT_CRIT_S,
+    LOCK_WAIT_WARN_S,
+)
 from pgdoctor.collect.locks import LocksData, LockSession, LockTableStats, SummaryRow, WaitLock
 from pgdoctor.collect.server import ServerInfo
 
-HIDDEN_QUERY = "<insufficient privilege>"
 PREPARED = 0  # pg_blocking_pids() reports a prepared transaction as pid 0
 IDLE_IN_XACT = ("idle in transaction", "idle in transaction (aborted)")
-RELATION_LEVEL = ("relation", "page", "tuple", "extend")
-
-
-@dataclass(frozen=True)
-class Waiter:
-    """A session waiting on a heavyweight lock."""
-
-    pid: int
-    application_name: str
-    usename: str | None
-    datname: str | None
-    blocked_by: tuple[int, ...]
-    wait_s: float | None
-    wait_source: str  # "waitstart" (pg_locks, PostgreSQL 14+) or "query_start" (an upper bound)
-    locktype: str  # from pg_locks, or pg_stat_activity.wait_event when pg_locks was not read
-    mode: str | None
-    object: str | None
-    query: str | None
-    shown: bool = True  # False: hidden by --min-wait but kept as a link of a shown chain
 
 
 @dataclass(frozen=True)
@@ -57,20 +48,6 @@ class Root:
     blocks_total: int
     action: str  # the SQL an operator could run; pgdoctor never runs it
     kind: str  # "session", "prepared" (pid 0), "gone" (not in pg_stat_activity any more), "cycle"
-
-
-@dataclass
-class TreeNode:
-    """A session in a blocking tree. Every waiter is drawn in full once, at its shallowest place (so a
-    queue of n sessions on one lock is n children of its holder, not a chain n deep); under its other
-    blockers it is listed in `also_blocks`, so each waiter still appears under every blocker."""
-
-    pid: int
-    children: list[TreeNode] = field(default_factory=list)  # waiters drawn in full here
-    also_blocked_by: tuple[int, ...] = ()  # the other sessions this one waits on
-    also_blocks: tuple[int, ...] = ()  # waiters on this session drawn in full elsewhere
-    cycle_to: tuple[int, ...] = ()  # waiters on this session further up this branch: a cycle
-    cycle: bool = False  # this tree stands for a cycle (no root blocker heads it)
 
 
 @dataclass(frozen=True)
@@ -104,83 +81,6 @@ class LocksReport:
         return [g.pids for g in self.deadlocks]
 
 
-def _int32(value: int) -> int:
-    value &= 0xFFFFFFFF
-    return value - (1 << 32) if value >= 1 << 31 else value
-
-
-def advisory_key(classid: int, objid: int, objsubid: int) -> str:
-    """pg_advisory_lock(bigint) sets objsubid 1 and splits the key over classid/objid; the
-    (int4, int4) form sets objsubid 2 with one key in each."""
-    if objsubid == 1:
-        key = ((classid & 0xFFFFFFFF) << 32) | (objid & 0xFFFFFFFF)
-        if key >= 1 << 63:
-            key -= 1 << 64
-        return f"advisory key {key}"
-    return f"advisory keys ({_int32(classid)}, {_int32(objid)})"
-
-
-def _in_db(w: WaitLock | SummaryRow) -> str:
-    if w.local or w.database in (None, 0):
-        return ""
-    return f" in database {w.datname or w.database}"
-
-
-def relation_name(w: WaitLock | SummaryRow) -> str:
-    if w.relname:
-        return w.relname
-    if not w.local:
-        return f"relation {w.relation} in database {w.datname or w.database} (not resolvable from here)"
-    return f"relation {w.relation}"
-
-
-def object_name(w: WaitLock) -> str:
-    """The locked object, named as an operator would look for it."""
-    if w.locktype == "relation":
-        return relation_name(w)
-    if w.locktype == "tuple":
-        return f"{relation_name(w)} ({w.page},{w.tuple})"
-    if w.locktype == "page":
-        return f"{relation_name(w)} page {w.page}"
-    if w.locktype == "extend":
-        return f"{relation_name(w)} (extension)"
-    if w.locktype == "transactionid":
-        return f"transaction {w.transactionid}"
-    if w.locktype == "virtualxid":
-        return f"virtual transaction {w.virtualxid}"
-    if w.locktype == "advisory" and w.classid is not None and w.objid is not None:
-        return advisory_key(w.classid, w.objid, w.objsubid or 0) + _in_db(w)
-    if w.locktype == "object":
-        if w.description:
-            return w.description + _in_db(w)
-        sub = f" column {w.objsubid}" if w.objsubid else ""
-        return f"{w.catalog or w.classid} oid {w.objid}{sub}" + _in_db(w)
-    if w.locktype == "frozenid":
-        return f"datfrozenxid of database {w.datname or w.database}"
-    parts = [
-        f"{name} {value}"
-        for name, value in (
-            ("database", w.datname or w.database),
-            ("classid", w.classid),
-            ("objid", w.objid),
-            ("objsubid", w.objsubid),
-            ("transaction", w.transactionid),
-        )
-        if value not in (None, "")
-    ]
-    return f"{w.locktype} " + " ".join(parts) if parts else w.locktype
-
-
-def summary_object(row: SummaryRow) -> str:
-    if row.locktype in RELATION_LEVEL and row.relation is not None:
-        return relation_name(row)
-    if row.locktype == "object":
-        return f"{row.catalog or row.classid} objects" + _in_db(row)
-    if row.database not in (None, 0):
-        return f"database {row.datname or row.database}"
-    return ""
-
-
 def action_for(pid: int, state: str | None) -> str:
     """The SQL that frees the lock: cancel a running statement; terminate a session that sits idle
     (in a transaction, or holding session-level advisory locks), since cancel does nothing there."""
@@ -194,15 +94,6 @@ def action_for(pid: int, state: str | None) -> str:
             f"(in transaction): SELECT pg_terminate_backend({pid});"
         )
     return f"SELECT pg_cancel_backend({pid});"
-
-
-def _dur(seconds: float | None) -> str:
-    s = int(seconds or 0)
-    if s < 120:
-        return f"{s}s"
-    if s < 7200:
-        return f"{s // 60}min"
-    return f"{s / 3600:.1f}h"
 
 
 def to_waiter(s: LockSession, lock: WaitLock | None) -> Waiter:
@@ -224,105 +115,6 @@ def to_waiter(s: LockSession, lock: WaitLock | None) -> Waiter:
         object=object_name(lock) if lock else None,
         query=s.query,
     )
-
-
-class Graph:
-    """The waits-for relation: blocker pid -> the pids waiting on it."""
-
-    def __init__(self, waiters: Iterable[Waiter]) -> None:
-        self.waiters = {w.pid: w for w in waiters}
-        self.children: dict[int, set[int]] = defaultdict(set)
-        for w in self.waiters.values():
-            for b in w.blocked_by:
-                self.children[b].add(w.pid)
-
-    def descendants(self, pid: int) -> set[int]:
-        seen: set[int] = set()
-        stack = list(self.children.get(pid, ()))
-        while stack:
-            p = stack.pop()
-            if p in seen:
-                continue
-            seen.add(p)
-            stack.extend(self.children.get(p, ()))
-        seen.discard(pid)
-        return seen
-
-    def is_root(self, pid: int) -> bool:
-        w = self.waiters.get(pid)
-        return bool(self.children.get(pid)) and (w is None or not w.blocked_by)
-
-    def roots(self) -> list[int]:
-        return sorted(p for p in self.children if self.is_root(p))
-
-    def deadlocks(self) -> list[DeadlockGroup]:
-        """Every group of waiters that wait on each other (a strongly connected component holding a
-        cycle), by smallest pid: every session on some cycle is in exactly one group."""
-        return deadlocked_groups({p: w.blocked_by for p, w in self.waiters.items()})
-
-    def held_up_from_outside(self, group: DeadlockGroup) -> bool:
-        """A member of the group also waits on a session outside it (the group is drawn under that one)."""
-        members = set(group.pids)
-        return any(b not in members for p in group.pids for b in self.waiters[p].blocked_by)
-
-    def forest(self, heads: list[int]) -> list[TreeNode]:
-        """One tree per head (root blockers, then one pid of each cycle). Breadth first: each waiter
-        is drawn in full under the first blocker that reaches it at the smallest depth."""
-        home: dict[int, int] = {}
-        found = set(heads)
-        queue = deque(heads)
-        while queue:
-            pid = queue.popleft()
-            for child in self._kids(pid):
-                if child not in found:
-                    found.add(child)
-                    home[child] = pid
-                    queue.append(child)
-        return [self._node(h, home, frozenset({h})) for h in heads]
-
-    def _kids(self, pid: int) -> list[int]:
-        return sorted(self.children.get(pid, ()), key=lambda p: (-(self.waiters[p].wait_s or 0), p))
-
-    def _node(self, pid: int, home: dict[int, int], path: frozenset[int]) -> TreeNode:
-        w = self.waiters.get(pid)
-        node = TreeNode(
-            pid, also_blocked_by=tuple(b for b in (w.blocked_by if w else ()) if b != home.get(pid))
-        )
-        elsewhere: list[int] = []
-        up: list[int] = []
-        for child in self._kids(pid):
-            if home.get(child) == pid:
-                node.children.append(self._node(child, home, path | {child}))
-            elif child in path:
-                up.append(child)
-            else:
-                elsewhere.append(child)
-        node.also_blocks = tuple(elsewhere)
-        node.cycle_to = tuple(up)
-        return node
-
-
-def apply_min_wait(waiters: list[Waiter], min_wait_s: float) -> list[Waiter]:
-    """Keep waits of at least `min_wait_s`, and the waiters their chains run through (marked not shown)."""
-    if min_wait_s <= 0:
-        return waiters
-    by_pid = {w.pid: w for w in waiters}
-    keep = {w.pid for w in waiters if (w.wait_s or 0) >= min_wait_s}
-    links: set[int] = set()
-    stack = list(keep)
-    while stack:
-        w = by_pid.get(stack.pop())
-        for b in w.blocked_by if w else ():
-            if b in by_pid and b not in keep and b not in links:
-                links.add(b)
-                stack.append(b)
-    out = []
-    for w in waiters:
-        if w.pid in keep:
-            out.append(w)
-        elif w.pid in links:
-            out.append(replace(w, shown=False))
-    return out
 
 
 def pressure_of(server: ServerInfo, stats: LockTableStats | None) -> LockTablePressure | None:
@@ -374,7 +166,7 @@ def deadlock_finding(
             f"{', '.join(map(str, group.pids))})"
         )
     message = (
-        f"{what}, for up to {_dur(longest)}"
+        f"{what}, for up to {duration(longest)}"
         + (f"; {len(behind)} more session(s) wait behind them" if behind else "")
         + "; the deadlock detector fails one of them after deadlock_timeout "
         f"({server.setting('deadlock_timeout') or '?'}ms in the server's configuration; a session may "
@@ -409,22 +201,151 @@ def deadlock_finding(
     )
 
 
+def to_root(pid: int, s: LockSession | None, graph: Graph) -> Root:
+    kind = "prepared" if pid == PREPARED else ("session" if s else "gone")
+    return Root(
+        pid=pid,
+        application_name=s.application_name if s else None,
+        usename=s.usename if s else None,
+        datname=s.datname if s else None,
+        backend_type=s.backend_type if s else None,
+        state=s.state if s else None,
+        xact_age_s=s.xact_age_s if s else None,
+        state_age_s=s.state_age_s if s else None,
+        query=s.query if s else None,
+        blocks_direct=len(graph.children[pid]),
+        blocks_total=len(graph.descendants(pid)),
+        action=action_for(pid, s.state if s else None) if kind != "gone" else "",
+        kind=kind,
+    )
+
+
+def idle_in_transaction_blockers(roots: list[Root], server: ServerInfo) -> list[Finding]:
+    """A root blocker idle in a transaction: nothing will release its locks but its end."""
+    idle_timeout = server.setting("idle_in_transaction_session_timeout") or "0"
+    return [
+        Finding(
+            Severity.CRITICAL,
+            "idle_in_transaction_blocker",
+            r.application_name or "(none)",
+            f"pid {r.pid} has been {r.state} for {duration(r.state_age_s or 0)} (transaction open "
+            f"for {duration(r.xact_age_s or 0)}) and holds up {r.blocks_total} session(s); its last "
+            f"statement: {' '.join((r.query or '').split())[:200]}",
+            f"end it with `{r.action}` (its transaction rolls back); in the application, commit or roll "
+            "back before slow work; set idle_in_transaction_session_timeout (now "
+            f"{idle_timeout}ms, 0 = off)",
+            (r.pid,),
+        )
+        for r in roots
+        if r.state in IDLE_IN_XACT
+    ]
+
+
+def long_waits(
+    roots: list[Root],
+    shown: list[Waiter],
+    graph: Graph,
+    sessions: dict[int, LockSession],
+    wait_warn_s: float,
+    wait_crit_s: float,
+) -> list[Finding]:
+    """Per root blocker, the sessions behind it that waited wait_warn_s or more."""
+    findings = []
+    for r in roots:
+        behind = graph.descendants(r.pid)
+        long = [w for w in shown if w.pid in behind and (w.wait_s or 0) >= wait_warn_s]
+        if not long:
+            continue
+        longest = max(w.wait_s or 0 for w in long)
+        findings.append(
+            Finding(
+                Severity.CRITICAL if longest >= wait_crit_s else Severity.WARNING,
+                "long_wait",
+                r.application_name or ("prepared transaction" if r.kind == "prepared" else "(none)"),
+                f"{len(long)} session(s) have waited {duration(wait_warn_s)} or more (up to "
+                f"{duration(longest)}) behind {_who(r.pid, sessions)}",
+                f"free the root blocker: `{r.action}`; bound waits with lock_timeout in the applications "
+                "that queue"
+                if r.action
+                else "the root blocker is gone; run pgdoctor locks again",
+                tuple(sorted(w.pid for w in long)),
+            )
+        )
+    return findings
+
+
+def lock_queues(shown: list[Waiter], queue_warn: int, queue_crit: int) -> list[Finding]:
+    """queue_warn or more sessions waiting on one object, longest queue first."""
+    queues: dict[tuple[str, str], list[Waiter]] = defaultdict(list)
+    for w in shown:
+        if w.object is not None:
+            queues[(w.locktype, w.object)].append(w)
+    return [
+        Finding(
+            Severity.CRITICAL if len(members) >= queue_crit else Severity.WARNING,
+            "lock_queue",
+            obj,
+            f"{len(members)} sessions queue for a {locktype} lock on {obj} "
+            f"({', '.join(sorted({w.mode or '?' for w in members}))}), each holding a connection slot "
+            "while it waits",
+            "free the head of the queue (see the tree); make the applications fail fast with "
+            "lock_timeout, or serialise the work (a queue table with FOR UPDATE SKIP LOCKED)",
+            tuple(sorted(w.pid for w in members)),
+        )
+        for (locktype, obj), members in sorted(queues.items(), key=lambda kv: -len(kv[1]))
+        if len(members) >= queue_warn
+    ]
+
+
+def lock_table_pressure(
+    pressure: LockTablePressure | None, server: ServerInfo, warn_pct: float, crit_pct: float
+) -> list[Finding]:
+    if not (pressure and pressure.capacity and pressure.usage_pct >= warn_pct):
+        return []
+    return [
+        Finding(
+            Severity.CRITICAL if pressure.usage_pct >= crit_pct else Severity.WARNING,
+            "lock_table_pressure",
+            "server",
+            f"{pressure.shared_entries} entries in the shared lock table, {pressure.usage_pct:g}% of "
+            f"its {pressure.capacity} slots (max_locks_per_transaction="
+            f"{server.int_setting('max_locks_per_transaction')} x (max_connections="
+            f"{server.int_setting('max_connections')} + max_prepared_transactions="
+            f"{server.int_setting('max_prepared_transactions')})); when it is full, lock "
+            "requests fail with 'out of shared memory'",
+            "find the sessions holding many locks (`pgdoctor locks --all`: many partitions or advisory "
+            "locks in one transaction); raise max_locks_per_transaction (needs a restart)",
+        )
+    ]
+
+
+def hidden_sessions(pids: set[int], sessions: dict[int, LockSession], server: ServerInfo) -> list[Finding]:
+    """Sessions in the picture whose state and query this role may not read."""
+    hidden = sorted(p for p in pids if p in sessions and sessions[p].query == HIDDEN_QUERY)
+    if not hidden or server.can_read_all_stats:
+        return []
+    user = server.current_user
+    return [
+        insufficient_privilege(
+            user,
+            f"{len(hidden)} session(s) in the lock picture belong to other roles: role {user} cannot "
+            "read their state or query",
+            tuple(hidden),
+        )
+    ]
+
+
 def analyze(
     data: LocksData,
     *,
     # Hide waits shorter than this (display and findings); chains through hidden waiters are kept.
     min_wait_s: float = 0.0,
-    # log_lock_waits reports waits longer than deadlock_timeout (1s by default, "Lock Management" in
-    # the docs); a wait of 10s is felt by users, a minute is a pile-up.
-    wait_warn_s: float = 10.0,
-    wait_crit_s: float = 60.0,
-    # Sessions queued on one object: each holds a connection slot while it waits.
-    queue_warn: int = 5,
-    queue_crit: int = 20,
-    # Share of the shared lock table in use; when it is full, lock requests fail with "out of shared
-    # memory" and the hint to raise max_locks_per_transaction.
-    pressure_warn_pct: float = 80.0,
-    pressure_crit_pct: float = 95.0,
+    wait_warn_s: float = LOCK_WAIT_WARN_S,
+    wait_crit_s: float = LOCK_WAIT_CRIT_S,
+    queue_warn: int = LOCK_QUEUE_WARN,
+    queue_crit: int = LOCK_QUEUE_CRIT,
+    pressure_warn_pct: float = LOCK_PRESSURE_WARN_PCT,
+    pressure_crit_pct: float = LOCK_PRESSURE_CRIT_PCT,
 ) -> LocksReport:
     """Build the blocking trees, the root blockers and what is wrong."""
     sessions = {s.pid: s for s in data.sessions}
@@ -433,143 +354,29 @@ def analyze(
         to_waiter(s, locks.get(s.pid)) for s in data.sessions if s.wait_event_type == "Lock" or s.blocked_by
     ]
     waiters = apply_min_wait(all_waiters, min_wait_s)
+    shown = [w for w in waiters if w.shown]
     graph = Graph(waiters)
     root_pids = graph.roots()
     deadlocks = graph.deadlocks()
-
-    roots: list[Root] = []
-    for pid in root_pids:
-        s = sessions.get(pid)
-        kind = "prepared" if pid == PREPARED else ("session" if s else "gone")
-        roots.append(
-            Root(
-                pid=pid,
-                application_name=s.application_name if s else None,
-                usename=s.usename if s else None,
-                datname=s.datname if s else None,
-                backend_type=s.backend_type if s else None,
-                state=s.state if s else None,
-                xact_age_s=s.xact_age_s if s else None,
-                state_age_s=s.state_age_s if s else None,
-                query=s.query if s else None,
-                blocks_direct=len(graph.children[pid]),
-                blocks_total=len(graph.descendants(pid)),
-                action=action_for(pid, s.state if s else None) if kind != "gone" else "",
-                kind=kind,
-            )
-        )
-    roots.sort(key=lambda r: (-r.blocks_total, r.pid))
+    roots = sorted(
+        (to_root(pid, sessions.get(pid), graph) for pid in root_pids), key=lambda r: (-r.blocks_total, r.pid)
+    )
     # a group none of whose members waits on anyone outside it heads a tree of its own; the others
     # hang under what holds them up (a root blocker or another group)
     heads = [g.pids[0] for g in deadlocks if not graph.held_up_from_outside(g)]
     trees = graph.forest([r.pid for r in roots] + heads)
     for node in trees[len(roots) :]:
         node.cycle = True
-
-    findings: list[Finding] = []
-    idle_timeout = data.server.setting("idle_in_transaction_session_timeout") or "0"
-    for r in roots:
-        if r.state not in IDLE_IN_XACT:
-            continue
-        findings.append(
-            Finding(
-                Severity.CRITICAL,
-                "idle_in_transaction_blocker",
-                r.application_name or "(none)",
-                f"pid {r.pid} has been {r.state} for {_dur(r.state_age_s)} (transaction open for "
-                f"{_dur(r.xact_age_s)}) and holds up {r.blocks_total} session(s); its last statement: "
-                f"{' '.join((r.query or '').split())[:200]}",
-                f"end it with `{r.action}` (its transaction rolls back); in the application, commit or roll "
-                "back before slow work; set idle_in_transaction_session_timeout (now "
-                f"{idle_timeout}ms, 0 = off)",
-                (r.pid,),
-            )
-        )
-
-    shown = [w for w in waiters if w.shown]
-    for r in roots:
-        behind = graph.descendants(r.pid)
-        long = [w for w in shown if w.pid in behind and (w.wait_s or 0) >= wait_warn_s]
-        if not long:
-            continue
-        longest = max(w.wait_s or 0 for w in long)
-        who = _who(r.pid, sessions)
-        findings.append(
-            Finding(
-                Severity.CRITICAL if longest >= wait_crit_s else Severity.WARNING,
-                "long_wait",
-                r.application_name or ("prepared transaction" if r.kind == "prepared" else "(none)"),
-                f"{len(long)} session(s) have waited {_dur(wait_warn_s)} or more (up to {_dur(longest)}) "
-                f"behind {who}",
-                f"free the root blocker: `{r.action}`; bound waits with lock_timeout in the applications "
-                "that queue"
-                if r.action
-                else "the root blocker is gone; run pgdoctor locks again",
-                tuple(sorted(w.pid for w in long)),
-            )
-        )
-
-    for group in deadlocks:
-        findings.append(deadlock_finding(group, graph, sessions, data.server, wait_crit_s))
-
-    queues: dict[tuple[str, str], list[Waiter]] = defaultdict(list)
-    for w in shown:
-        if w.object is not None:
-            queues[(w.locktype, w.object)].append(w)
-    for (locktype, obj), members in sorted(queues.items(), key=lambda kv: -len(kv[1])):
-        if len(members) < queue_warn:
-            continue
-        modes = ", ".join(sorted({w.mode or "?" for w in members}))
-        findings.append(
-            Finding(
-                Severity.CRITICAL if len(members) >= queue_crit else Severity.WARNING,
-                "lock_queue",
-                obj,
-                f"{len(members)} sessions queue for a {locktype} lock on {obj} ({modes}), each holding "
-                "a connection slot while it waits",
-                "free the head of the queue (see the tree); make the applications fail fast with "
-                "lock_timeout, or serialise the work (a queue table with FOR UPDATE SKIP LOCKED)",
-                tuple(sorted(w.pid for w in members)),
-            )
-        )
-
     pressure = pressure_of(data.server, data.lock_table)
-    if pressure and pressure.capacity and pressure.usage_pct >= pressure_warn_pct:
-        findings.append(
-            Finding(
-                Severity.CRITICAL if pressure.usage_pct >= pressure_crit_pct else Severity.WARNING,
-                "lock_table_pressure",
-                "server",
-                f"{pressure.shared_entries} entries in the shared lock table, {pressure.usage_pct:g}% of "
-                f"its {pressure.capacity} slots (max_locks_per_transaction="
-                f"{data.server.int_setting('max_locks_per_transaction')} x (max_connections="
-                f"{data.server.int_setting('max_connections')} + max_prepared_transactions="
-                f"{data.server.int_setting('max_prepared_transactions')})); when it is full, lock "
-                "requests fail with 'out of shared memory'",
-                "find the sessions holding many locks (`pgdoctor locks --all`: many partitions or advisory "
-                "locks in one transaction); raise max_locks_per_transaction (needs a restart)",
-            )
-        )
 
-    hidden = [
-        p
-        for p in {w.pid for w in waiters} | set(root_pids)
-        if p in sessions and sessions[p].query == HIDDEN_QUERY
+    findings = [
+        *idle_in_transaction_blockers(roots, data.server),
+        *long_waits(roots, shown, graph, sessions, wait_warn_s, wait_crit_s),
+        *(deadlock_finding(g, graph, sessions, data.server, wait_crit_s) for g in deadlocks),
+        *lock_queues(shown, queue_warn, queue_crit),
+        *lock_table_pressure(pressure, data.server, pressure_warn_pct, pressure_crit_pct),
+        *hidden_sessions({w.pid for w in waiters} | set(root_pids), sessions, data.server),
     ]
-    if hidden and not data.server.can_read_all_stats:
-        user = data.server.current_user
-        findings.append(
-            Finding(
-                Severity.WARNING,
-                "insufficient_privilege",
-                user,
-                f"{len(hidden)} session(s) in the lock picture belong to other roles: role {user} cannot "
-                "read their state or query",
-                f"GRANT pg_read_all_stats TO {user}; (or pg_monitor, which includes it)",
-                tuple(sorted(hidden)),
-            )
-        )
-
     return LocksReport(
         server=data.server,
         details=data.waits is not None,

@@ -228,7 +228,8 @@ def build_servers(data: PgBouncerData) -> list[Server]:
 def postgres_side(data: PgBouncerData) -> PostgresSide | None:
     if data.postgres is None:
         return None
-    from pgdoctor.analyze.connections import CLIENT_BACKEND, backend_type_of, capacity_of
+    from pgdoctor.analyze.common import CLIENT_BACKEND
+    from pgdoctor.analyze.connections import backend_type_of, capacity_of
 
     server = data.postgres.server
     clients = sum(1 for a in data.postgres.activity if backend_type_of(a) == CLIENT_BACKEND)

@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, replace
 
+from pgdoctor.analyze.common import CLIENT_BACKEND
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
-from pgdoctor.collect.connections import ConnectionsData
-from pgdoctor.collect.server import ServerInfo
-from pgdoctor.collect.settings import FullSettingRow, SettingsData
-from pgdoctor.recommend import memory, pools, settings
-from pgdoctor.recommend.memory import MemoryCheck
-from pgdoctor.recommend.pools import PoolPlan
-from pgdoctor.recommend.units import (
+from pgdoctor.analyze.sizing import memory, pgtune, pools, settings
+from pgdoctor.analyze.sizing.memory import MemoryCheck
+from pgdoctor.analyze.sizing.pools import PoolPlan
+from pgdoctor.analyze.sizing.units import (
     KB,
     conf_bytes,
     conf_ms,
@@ -21,8 +19,9 @@ from pgdoctor.recommend.units import (
     setting_bytes,
     setting_ms,
 )
-
-CLIENT_BACKEND = "client backend"
+from pgdoctor.collect.connections import ConnectionsData
+from pgdoctor.collect.server import ServerInfo
+from pgdoctor.collect.settings import FullSettingRow, SettingsData
 
 
 @dataclass(frozen=True)
@@ -208,6 +207,88 @@ def dangerous(rows: dict[str, FullSettingRow]) -> list[Finding]:
     return out
 
 
+def work_mem_reason(inputs: Inputs, plan: PoolPlan) -> str:
+    """pgtune's work_mem formula as applied here, and over which connection count."""
+    workers = pgtune.parallel(inputs.cpus, inputs.workload) or None
+    n_workers = workers.max_worker_processes if workers else settings.DEFAULT_MAX_WORKER_PROCESSES
+    divisor = {"web": "", "oltp": "", "dw": ", halved for dw", "mixed": ", halved for mixed",
+               "desktop": ", /6 for desktop"}[inputs.workload]  # fmt: skip
+    formula = (
+        f"(RAM - shared_buffers) / (({plan.work_mem_connections} connections + {n_workers} worker "
+        "processes) x 3)"
+        f"{divisor}, at least 4MB"
+    )
+    pgtune_conns = settings.PGTUNE_MAX_CONNECTIONS[inputs.workload]
+    if plan.work_mem_connections == pgtune_conns and plan.max_connections == pgtune_conns:
+        return f"pgtune's formula: {formula}"
+    return (
+        f"pgtune's formula over the real connection budget ({plan.work_mem_basis}) instead of pgtune's "
+        f"{pgtune_conns}: {formula}"
+    )
+
+
+def fit_memory(
+    computed: settings.Computed, inputs: Inputs, plan: PoolPlan, hash_mult: float
+) -> tuple[settings.Computed, MemoryCheck | None]:
+    """The recommended configuration's worst case; work_mem capped when it leaves too little RAM."""
+    if computed.shared_buffers_kb is None:
+        return computed, None
+    sb, wb = computed.shared_buffers_kb, computed.wal_buffers_kb
+    assert computed.work_mem_kb is not None and computed.maintenance_work_mem_kb is not None
+    assert wb is not None
+    av_kb = computed.autovacuum_work_mem_kb or computed.maintenance_work_mem_kb
+
+    def check_with(c: settings.Computed, work_mem_kb: int) -> MemoryCheck:
+        return memory.check(
+            ram_bytes=inputs.ram_bytes,
+            shared_buffers_bytes=sb * KB,
+            wal_buffers_bytes=wb * KB,
+            work_mem_bytes=work_mem_kb * KB,
+            hash_mem_multiplier=hash_mult,
+            max_connections=plan.max_connections,
+            max_parallel_workers=c.max_parallel_workers,
+            autovacuum_workers=c.autovacuum_max_workers,
+            autovacuum_mem_bytes=av_kb * KB,
+        )
+
+    mem = check_with(computed, computed.work_mem_kb)
+    capped = cap_work_mem(mem)
+    if capped is not None and capped < computed.work_mem_kb:
+        computed = with_work_mem(computed, capped, mem)
+        mem = check_with(computed, capped)
+    return computed, mem
+
+
+def setting_line(rec: settings.Rec, row: FullSettingRow | None) -> SettingLine:
+    """A recommendation, beside the running value when there is a server."""
+    if row is None:
+        return SettingLine(rec.name, rec.value, rec.reason, rec.per_role, rec.differs_from_pgtune)
+    return SettingLine(
+        rec.name,
+        rec.value,
+        rec.reason,
+        rec.per_role,
+        rec.differs_from_pgtune,
+        current=format_current(row),
+        context=row.context,
+        restart=row.context == "postmaster",
+        pending_restart=row.pending_restart,
+        changes=None if rec.value is None else not _same(rec.value, row),
+    )
+
+
+def apps_observed(apps: list[pools.AppSpec]) -> Finding:
+    return Finding(
+        Severity.INFO,
+        "apps_observed",
+        "inputs",
+        f"no --app given: pools sized for the {sum(a.processes for a in apps)} client connections "
+        "seen in pg_stat_activity, per application_name, each counted as one process with one "
+        "connection",
+        "give --app NAME=PROCESSES[xTHREADS] for the real topology",
+    )
+
+
 def analyze(
     inputs: Inputs,
     settings_data: SettingsData | None = None,
@@ -223,7 +304,6 @@ def analyze(
         apps = observed_apps(connections_data)
         apps_source = "observed" if apps else "none"
 
-    reserved_connections = int(_num(rows, "reserved_connections", 0)) if pg_major >= 16 else 0
     plan = pools.plan(
         apps,
         cpus=inputs.cpus,
@@ -232,72 +312,29 @@ def analyze(
         max_connections=inputs.max_connections,
         pgbouncer=inputs.pgbouncer,
         databases=inputs.databases,
-        reserved_connections=reserved_connections,
+        reserved_connections=int(_num(rows, "reserved_connections", 0)) if pg_major >= 16 else 0,
     )
     hw = settings.Hardware(inputs.ram_bytes, inputs.cpus, inputs.storage, inputs.workload, pg_major)
     build = settings.Build(
         wal_compression=tuple(rows["wal_compression"].enumvals or ()) if "wal_compression" in rows else None,
         io_method=tuple(rows["io_method"].enumvals or ()) if "io_method" in rows else None,
     )
-    workers = settings.parallel(inputs.cpus, inputs.workload) or None
-    n_workers = workers.max_worker_processes if workers else settings.DEFAULT_MAX_WORKER_PROCESSES
-    divisor = {"web": "", "oltp": "", "dw": ", halved for dw", "mixed": ", halved for mixed",
-               "desktop": ", /6 for desktop"}[inputs.workload]  # fmt: skip
-    formula = (
-        f"(RAM - shared_buffers) / (({plan.work_mem_connections} connections + {n_workers} worker "
-        "processes) x 3)"
-        f"{divisor}, at least 4MB"
-    )
-    pgtune_conns = settings.PGTUNE_MAX_CONNECTIONS[inputs.workload]
-    if plan.work_mem_connections == pgtune_conns and plan.max_connections == pgtune_conns:
-        work_mem_reason = f"pgtune's formula: {formula}"
-    else:
-        work_mem_reason = (
-            f"pgtune's formula over the real connection budget ({plan.work_mem_basis}) instead of pgtune's "
-            f"{pgtune_conns}: {formula}"
-        )
     computed = settings.recommend(
         hw,
         max_connections=plan.max_connections,
         max_connections_reason=plan.max_connections_reason,
         work_mem_connections=plan.work_mem_connections,
-        work_mem_reason=work_mem_reason,
+        work_mem_reason=work_mem_reason(inputs, plan),
         superuser_reserved=plan.superuser_reserved,
         build=build,
     )
+    hash_mult = _num(rows, "hash_mem_multiplier", 2.0 if pg_major >= 15 else 1.0)
+    computed, mem = fit_memory(computed, inputs, plan, hash_mult)
     findings: list[Finding] = list(plan.findings)
-
-    mem: memory.MemoryCheck | None = None
-    if computed.shared_buffers_kb is not None:
-        assert computed.work_mem_kb is not None and computed.maintenance_work_mem_kb is not None
-        assert computed.wal_buffers_kb is not None
-        default_hash = 2.0 if pg_major >= 15 else 1.0
-        av_kb = computed.autovacuum_work_mem_kb or computed.maintenance_work_mem_kb
-        hash_mult = _num(rows, "hash_mem_multiplier", default_hash)
-
-        def check_with(work_mem_kb: int) -> MemoryCheck:
-            assert computed.shared_buffers_kb is not None and computed.wal_buffers_kb is not None
-            return memory.check(
-                ram_bytes=inputs.ram_bytes,
-                shared_buffers_bytes=computed.shared_buffers_kb * KB,
-                wal_buffers_bytes=computed.wal_buffers_kb * KB,
-                work_mem_bytes=work_mem_kb * KB,
-                hash_mem_multiplier=hash_mult,
-                max_connections=plan.max_connections,
-                max_parallel_workers=computed.max_parallel_workers,
-                autovacuum_workers=computed.autovacuum_max_workers,
-                autovacuum_mem_bytes=av_kb * KB,
-            )
-
-        mem = check_with(computed.work_mem_kb)
-        capped = cap_work_mem(mem)
-        if capped is not None and capped < computed.work_mem_kb:
-            computed = with_work_mem(computed, capped, mem)
-            mem = check_with(capped)
+    if mem is not None:
         findings += memory.findings(
             mem, code="memory_overcommit", subject="recommended", what="the recommended configuration"
         )
-
     cur_mem: memory.MemoryCheck | None = None
     if settings_data is not None:
         cur_mem = current_memory(rows, inputs.ram_bytes)
@@ -305,45 +342,14 @@ def analyze(
             cur_mem, code="memory_overcommit", subject="running", what="the running configuration"
         )
         findings += dangerous(rows)
-
-    lines: list[SettingLine] = []
-    for rec in computed.recs:
-        row = rows.get(rec.name)
-        if row is None:
-            lines.append(SettingLine(rec.name, rec.value, rec.reason, rec.per_role, rec.differs_from_pgtune))
-            continue
-        lines.append(
-            SettingLine(
-                rec.name,
-                rec.value,
-                rec.reason,
-                rec.per_role,
-                rec.differs_from_pgtune,
-                current=format_current(row),
-                context=row.context,
-                restart=row.context == "postmaster",
-                pending_restart=row.pending_restart,
-                changes=None if rec.value is None else not _same(rec.value, row),
-            )
-        )
     if apps_source == "observed":
-        findings.append(
-            Finding(
-                Severity.INFO,
-                "apps_observed",
-                "inputs",
-                f"no --app given: pools sized for the {sum(a.processes for a in apps)} client connections "
-                "seen in pg_stat_activity, per application_name, each counted as one process with one "
-                "connection",
-                "give --app NAME=PROCESSES[xTHREADS] for the real topology",
-            )
-        )
+        findings.append(apps_observed(apps))
     return RecommendReport(
         inputs=inputs,
         pg_major=pg_major,
         server=server,
         apps_source=apps_source,
-        settings=lines,
+        settings=[setting_line(rec, rows.get(rec.name)) for rec in computed.recs],
         pools=plan,
         memory=mem,
         current_memory=cur_mem,

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import typer
 
+from pgdoctor.analyze.thresholds import (
+    LOCK_PRESSURE_CRIT_PCT,
+    LOCK_PRESSURE_WARN_PCT,
+    LOCK_QUEUE_CRIT,
+    LOCK_QUEUE_WARN,
+    LOCK_WAIT_CRIT_S,
+    LOCK_WAIT_WARN_S,
+)
 from pgdoctor.options import (
     DsnOpt,
     FailOn,
@@ -44,16 +53,24 @@ def locks(
             help="Never read pg_locks: blocking pids only, lock type from wait_event, no mode or object.",
         ),
     ] = False,
-    wait_warn: Annotated[float, typer.Option(help="Seconds waiting on a lock before a warning.")] = 10.0,
-    wait_crit: Annotated[float, typer.Option(help="Seconds waiting on a lock before critical.")] = 60.0,
-    queue_warn: Annotated[int, typer.Option(help="Sessions waiting on one object before a warning.")] = 5,
-    queue_crit: Annotated[int, typer.Option(help="Sessions waiting on one object before critical.")] = 20,
+    wait_warn: Annotated[
+        float, typer.Option(help="Seconds waiting on a lock before a warning.")
+    ] = LOCK_WAIT_WARN_S,
+    wait_crit: Annotated[
+        float, typer.Option(help="Seconds waiting on a lock before critical.")
+    ] = LOCK_WAIT_CRIT_S,
+    queue_warn: Annotated[
+        int, typer.Option(help="Sessions waiting on one object before a warning.")
+    ] = LOCK_QUEUE_WARN,
+    queue_crit: Annotated[
+        int, typer.Option(help="Sessions waiting on one object before critical.")
+    ] = LOCK_QUEUE_CRIT,
     pressure_warn_pct: Annotated[
         float, typer.Option(help="Warn when this % of the shared lock table is used.")
-    ] = 80.0,
+    ] = LOCK_PRESSURE_WARN_PCT,
     pressure_crit_pct: Annotated[
         float, typer.Option(help="Critical at this % of the shared lock table.")
-    ] = 95.0,
+    ] = LOCK_PRESSURE_CRIT_PCT,
 ) -> None:
     """Who blocks whom: root blockers and the sessions queued behind them, for every lock type.
 
@@ -73,7 +90,7 @@ def locks(
         live=lambda db: collect(db, details=not fast, summary=show_all),
     )
     if snapshot is not None and fast:  # a snapshot always has the details; --fast shows it without them
-        data = LocksData(data.server, data.sessions, None, None, data.summary)
+        data = replace(data, waits=None, lock_table=None)
     report = analyze(
         data,
         min_wait_s=min_wait,

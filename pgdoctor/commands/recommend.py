@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from pgdoctor.analyze.choices import Storage, Workload
 from pgdoctor.errors import ExitCode, PgDoctorError
-from pgdoctor.options import DsnOpt, FailOn, FailOnOpt, SnapshotOpt, TimeoutOpt, exit_code
+from pgdoctor.options import (
+    DsnOpt,
+    FailOn,
+    FailOnOpt,
+    SnapshotOpt,
+    TimeoutOpt,
+    emit_report,
+    exit_code,
+    obtain_pair,
+)
+from pgdoctor.render.formats import Format
 
 if TYPE_CHECKING:
-    from pgdoctor.collect.connections import ConnectionsData
-    from pgdoctor.collect.settings import SettingsData
-    from pgdoctor.recommend.pools import AppSpec
+    from pgdoctor.analyze.sizing.pools import AppSpec
 
 
 class RecommendFormat(StrEnum):
@@ -30,27 +38,12 @@ class RecommendFormat(StrEnum):
     SQLALCHEMY = "sqlalchemy"
 
 
-class Storage(StrEnum):
-    HDD = "hdd"
-    SSD = "ssd"
-    NVME = "nvme"
-    SAN = "san"
-
-
-class Workload(StrEnum):
-    WEB = "web"
-    OLTP = "oltp"
-    DW = "dw"
-    MIXED = "mixed"
-    DESKTOP = "desktop"
-
-
 _APP = re.compile(r"^(?P<name>[^=]+)=(?P<processes>\d{1,9})(?:[x*](?P<threads>\d{1,9}))?$")
 
 
 def parse_apps(values: list[str]) -> list[AppSpec]:
     """--app NAME=PROCESSES or NAME=PROCESSESxTHREADS (threads using the database at once per process)."""
-    from pgdoctor.recommend.pools import AppSpec
+    from pgdoctor.analyze.sizing.pools import AppSpec
 
     apps: list[AppSpec] = []
     for value in values:
@@ -69,30 +62,6 @@ def parse_apps(values: list[str]) -> list[AppSpec]:
             raise PgDoctorError(f"--app {name!r} given twice", ExitCode.USAGE)
         apps.append(AppSpec(name, processes, threads))
     return apps
-
-
-def obtain_both(
-    dsn: str | None, snapshot: Path | None, timeout: float
-) -> tuple[SettingsData, ConnectionsData]:
-    """The settings and connections datasets: from a snapshot, or live over one connection."""
-    from pgdoctor.collect.connections import ConnectionsData
-    from pgdoctor.collect.settings import SettingsData
-
-    if snapshot is not None:
-        if dsn:
-            raise PgDoctorError("give either --dsn or --snapshot, not both", ExitCode.USAGE)
-        from pgdoctor.snapshot import load_dataset
-
-        return (
-            load_dataset(snapshot, "settings", SettingsData),
-            load_dataset(snapshot, "connections", ConnectionsData),
-        )
-    from pgdoctor.collect import connections as collect_connections
-    from pgdoctor.collect import settings as collect_settings
-    from pgdoctor.db import connect
-
-    with connect(dsn, timeout) as db:
-        return collect_settings.collect(db), collect_connections.collect(db)
 
 
 def recommend(
@@ -165,8 +134,10 @@ def recommend(
     """Settings and pool sizes that fit together: pgtune-compatible settings, app pools -> PgBouncer ->
     PostgreSQL, a worst-case memory check; with --dsn/--snapshot, compared with the running server."""
     from pgdoctor.analyze.recommend import Inputs, analyze
-    from pgdoctor.recommend.settings import PG_VERSIONS
-    from pgdoctor.recommend.units import parse_ram
+    from pgdoctor.analyze.sizing.settings import PG_VERSIONS
+    from pgdoctor.analyze.sizing.units import parse_ram
+    from pgdoctor.collect.connections import ConnectionsData
+    from pgdoctor.collect.settings import SettingsData
 
     live = bool(dsn) or snapshot is not None
     if ram is None and not live:
@@ -189,16 +160,12 @@ def recommend(
         pgbouncer=pgbouncer,
         databases=databases,
     )
-    settings_data, connections_data = obtain_both(dsn, snapshot, timeout) if live else (None, None)
-    report = analyze(inputs, settings_data, connections_data)
+    datasets = (("settings", SettingsData), ("connections", ConnectionsData))
+    report = analyze(inputs, *(obtain_pair(*datasets, dsn, snapshot, timeout) if live else (None, None)))
 
     from pgdoctor.render import recommend as render
 
-    if fmt is RecommendFormat.JSON:
-        from pgdoctor.render.document import emit_json
-
-        emit_json(render.to_json(report))
-    elif fmt is RecommendFormat.CONF:
+    if fmt is RecommendFormat.CONF:
         typer.echo(render.conf(report), nl=False)
     elif fmt is RecommendFormat.PGBOUNCER:
         block = render.pgbouncer(report)
@@ -211,8 +178,5 @@ def recommend(
     elif fmt is RecommendFormat.SQLALCHEMY:
         typer.echo(render.sqlalchemy(report), nl=False)
     else:
-        from pgdoctor.render.document import emit
-        from pgdoctor.render.formats import Format
-
-        emit(render.document(report), Format(fmt.value))
+        emit_report(Format(fmt.value), lambda: render.to_json(report), lambda: render.document(report))
     raise typer.Exit(exit_code(report.findings, fail_on))

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import re
-from enum import StrEnum
 from typing import Annotated
 
 import typer
 
+from pgdoctor.analyze.choices import Sort
+from pgdoctor.analyze.thresholds import (
+    CALLS_MIN,
+    HIT_RATIO_MIN_PCT,
+    MEAN_WARN_MS,
+    RESET_RECENT_S,
+    RUNNING_MIN_S,
+    RUNNING_WARN_S,
+    SHARE_CRIT_PCT,
+    SHARE_MIN_TOTAL_MS,
+    SHARE_WARN_PCT,
+)
 from pgdoctor.errors import ExitCode, PgDoctorError
 from pgdoctor.options import (
     DsnOpt,
@@ -26,16 +37,6 @@ from pgdoctor.render.formats import Format
 MAX_INTERVAL_S = 3600.0
 _INTERVAL = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|min|h)?\s*$", re.IGNORECASE)
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
-
-
-class Sort(StrEnum):
-    TOTAL = "total"
-    MEAN = "mean"
-    CALLS = "calls"
-    ROWS = "rows"
-    IO = "io"
-    TEMP = "temp"
-    PLAN = "plan"
 
 
 def parse_interval(text: str) -> float:
@@ -81,28 +82,30 @@ def slow_queries(
     ] = None,
     running_min: Annotated[
         float, typer.Option(help="List statements running now for at least this many seconds.")
-    ] = 1.0,
+    ] = RUNNING_MIN_S,
     running_warn: Annotated[
         float, typer.Option(help="Seconds a running statement may take before a warning.")
-    ] = 60.0,
+    ] = RUNNING_WARN_S,
     share_warn_pct: Annotated[
         float, typer.Option(help="Warn when one statement takes this % of all statement time.")
-    ] = 30.0,
-    share_crit_pct: Annotated[float, typer.Option(help="...critical at this %.")] = 60.0,
+    ] = SHARE_WARN_PCT,
+    share_crit_pct: Annotated[float, typer.Option(help="...critical at this %.")] = SHARE_CRIT_PCT,
     share_min_total_ms: Annotated[
         float, typer.Option(help="...only once the server did at least this much statement work (ms).")
-    ] = 1000.0,
+    ] = SHARE_MIN_TOTAL_MS,
     mean_warn_ms: Annotated[
         float, typer.Option(help="Slow and frequent: mean time per call at least this (ms)...")
-    ] = 10.0,
-    calls_min: Annotated[int, typer.Option(help="...with at least this many calls.")] = 1000,
-    hit_ratio_min: Annotated[float, typer.Option(help="Warn below this shared-buffer hit ratio (%).")] = 90.0,
+    ] = MEAN_WARN_MS,
+    calls_min: Annotated[int, typer.Option(help="...with at least this many calls.")] = CALLS_MIN,
+    hit_ratio_min: Annotated[
+        float, typer.Option(help="Warn below this shared-buffer hit ratio (%).")
+    ] = HIT_RATIO_MIN_PCT,
     reset_recent: Annotated[
         float, typer.Option(help="Say so when the statistics were reset less than this many seconds ago.")
-    ] = 3600.0,
+    ] = RESET_RECENT_S,
 ) -> None:
     """What eats the server's time: top statements from pg_stat_statements, and what runs now."""
-    from pgdoctor.analyze.slow_queries import analyze
+    from pgdoctor.analyze.slow_queries import PlanNotTracked, analyze
     from pgdoctor.collect.statements import StatementsData, collect
     from pgdoctor.render import slow_queries as render
 
@@ -121,26 +124,28 @@ def slow_queries(
             db, sorts=(sort.value,), limit=limit, database=database, user=user, interval_s=interval_s
         ),
     )
-    report = analyze(
-        data,
-        sort=sort.value,
-        limit=limit,
-        database=database,
-        user=user,
-        running_min_s=running_min,
-        running_warn_s=running_warn,
-        share_warn_pct=share_warn_pct,
-        share_crit_pct=share_crit_pct,
-        share_min_total_ms=share_min_total_ms,
-        mean_warn_ms=mean_warn_ms,
-        calls_min=calls_min,
-        hit_ratio_min_pct=hit_ratio_min,
-        reset_recent_s=reset_recent,
-    )
+    try:
+        report = analyze(
+            data,
+            sort=sort.value,
+            limit=limit,
+            database=database,
+            user=user,
+            running_min_s=running_min,
+            running_warn_s=running_warn,
+            share_warn_pct=share_warn_pct,
+            share_crit_pct=share_crit_pct,
+            share_min_total_ms=share_min_total_ms,
+            mean_warn_ms=mean_warn_ms,
+            calls_min=calls_min,
+            hit_ratio_min_pct=hit_ratio_min,
+            reset_recent_s=reset_recent,
+        )
+    except PlanNotTracked as exc:
+        raise PgDoctorError(
+            f"--sort plan: {exc}; ALTER SYSTEM SET pg_stat_statements.track_planning = on; "
+            "SELECT pg_reload_conf();",
+            ExitCode.UNAVAILABLE,
+        ) from None
     emit_report(fmt, lambda: render.to_json(report), lambda: render.document(report, full=full))
-    code = exit_code(report.findings, fail_on)
-    if report.exit_code == ExitCode.UNAVAILABLE or report.extension.status == "no_access":
-        code = report.exit_code
-    elif report.exit_code:
-        code = code or report.exit_code
-    raise typer.Exit(code)
+    raise typer.Exit(exit_code(report.findings, fail_on, report.unusable))

@@ -29,20 +29,6 @@ def pooler_note(server: ServerInfo | None) -> list[Text]:
     return [Text([POOLER_NOTE], style="yellow")] if server is not None and server.via_pooler else []
 
 
-def age(seconds: float | None) -> str:
-    """Seconds as a short human duration: 42s, 12m05s, 3h20m, 2d04h."""
-    if seconds is None:
-        return ""
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
-
-
 def shorten(text: str | None, width: int = 60) -> str:
     """One line of at most `width` characters ("…" marks the cut); width <= 0 keeps it whole."""
     if not text:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from pgdoctor.analyze.connections import CLASSES, ConnectionsReport, Session
-from pgdoctor.render.common import age, count, pooler_note, round_s, server_json, shorten
+from pgdoctor.analyze.format import duration
+from pgdoctor.render.common import count, pooler_note, round_s, server_json, shorten
 from pgdoctor.render.document import Cell, Column, Document, Node, Styled, Table, Text, Trees
 
 CLASS_STYLE = {
@@ -57,7 +58,9 @@ def groups_table(report: ConnectionsReport) -> Table:
     rows: list[list[Cell]] = []
     for g in report.groups:
         counts = [count(g.counts[c], CLASS_STYLE[c]) for c in CLASSES]
-        rows.append([g.key, g.total, *counts, age(g.oldest_idle_in_transaction_s), age(g.oldest_xact_s)])
+        rows.append(
+            [g.key, g.total, *counts, duration(g.oldest_idle_in_transaction_s), duration(g.oldest_xact_s)]
+        )
     return Table(f"Client sessions by {report.by}", columns, rows)
 
 
@@ -82,8 +85,8 @@ def sessions_table(sessions: list[Session], full: bool) -> Table:
             s.datname,
             s.client,
             Styled(s.cls, CLASS_STYLE.get(s.cls, "")),
-            age(s.state_age_s),
-            age(s.xact_age_s),
+            duration(s.state_age_s),
+            duration(s.xact_age_s),
             ",".join(map(str, s.blocked_by)),
             shorten(s.query, 0 if full else 60),
         ]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pgdoctor.analyze.locks import IDLE_IN_XACT, LocksReport, Root, TreeNode, Waiter, summary_object
-from pgdoctor.render.common import age, pooler_note, round_s, server_json, shorten
+from pgdoctor.analyze.format import duration
+from pgdoctor.analyze.lock_graph import TreeNode, Waiter
+from pgdoctor.analyze.lock_objects import summary_object
+from pgdoctor.analyze.locks import IDLE_IN_XACT, LocksReport, Root
+from pgdoctor.render.common import pooler_note, round_s, server_json, shorten
 from pgdoctor.render.document import (
     Cell,
     Column,
@@ -27,7 +30,7 @@ def wait_text(w: Waiter) -> str:
     """The wait time; `<=` when it is the statement's age (no pg_locks.waitstart) rather than the wait's."""
     if w.wait_s is None:
         return "?"
-    return age(w.wait_s) if w.wait_source == "waitstart" else f"<={age(w.wait_s)}"
+    return duration(w.wait_s) if w.wait_source == "waitstart" else f"<={duration(w.wait_s)}"
 
 
 def lock_text(w: Waiter) -> str:
@@ -35,15 +38,18 @@ def lock_text(w: Waiter) -> str:
     return f"{what} on {w.object}" if w.object else what
 
 
-def root_state(r: Root) -> str:
+def root_state(r: Root) -> tuple[str, float | None]:
+    """What a root blocker is doing, and for how long (None: not known, or not a session)."""
     if r.kind == "prepared":
-        return "prepared transaction"
+        return "prepared transaction", None
     if r.kind == "gone":
-        return "no longer in pg_stat_activity"
-    state = r.state or r.backend_type or "?"
-    if r.state_age_s is not None and r.state:
-        state += f" for {age(r.state_age_s)}"
-    return state
+        return "no longer in pg_stat_activity", None
+    return r.state or r.backend_type or "?", r.state_age_s if r.state else None
+
+
+def root_state_text(r: Root) -> str:
+    state, age = root_state(r)
+    return state if age is None else f"{state} for {duration(age)}"
 
 
 def root_label(r: Root, width: int) -> Cell:
@@ -51,9 +57,9 @@ def root_label(r: Root, width: int) -> Cell:
     parts = [head]
     if r.application_name is not None:
         parts[0] += f" {r.application_name or '(none)'}"
-    parts.append(root_state(r))
+    parts.append(root_state_text(r))
     if r.xact_age_s is not None:
-        parts.append(f"transaction open {age(r.xact_age_s)}")
+        parts.append(f"transaction open {duration(r.xact_age_s)}")
     parts.append(f"holds up {r.blocks_total}")
     if r.query:
         parts.append(f"last query: {shorten(r.query, width)}")
@@ -153,9 +159,9 @@ def roots_table(report: LocksReport, full: bool) -> Table:
             r.pid,
             r.application_name,
             r.usename,
-            Styled(root_state(r).split(" for ")[0], ROOT_STYLE if r.state in IDLE_IN_XACT else ""),
-            age(r.state_age_s),
-            age(r.xact_age_s),
+            Styled(root_state(r)[0], ROOT_STYLE if r.state in IDLE_IN_XACT else ""),
+            duration(r.state_age_s),
+            duration(r.xact_age_s),
             r.blocks_direct,
             r.blocks_total,
             shorten(r.query, 0 if full else 50),
@@ -171,7 +177,8 @@ def actions_text(report: LocksReport) -> Text:
     for r in report.roots:
         if r.action:
             lines.append(
-                f"  {r.action}  -- {r.application_name or r.kind}, {root_state(r)}, holds up {r.blocks_total}"
+                f"  {r.action}  -- {r.application_name or r.kind}, {root_state_text(r)}, "
+                f"holds up {r.blocks_total}"
             )
     return Text(lines)
 

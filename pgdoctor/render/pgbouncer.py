@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from pgdoctor.analyze.format import duration
 from pgdoctor.analyze.pgbouncer import PgBouncerReport
-from pgdoctor.render.common import age, count, round_s
+from pgdoctor.render.common import count, round_s
 from pgdoctor.render.document import Cell, Column, Document, Styled, Table, Text
 
 
@@ -92,10 +93,10 @@ def servers_table(report: PgBouncerReport) -> Table:
             s.remote_pid,
             client,
             s.client_application_name or "",
-            age(s.request_age_s),
+            duration(s.request_age_s),
         ]
         if known:
-            row += [s.backend_state or "", age(s.xact_age_s)]
+            row += [s.backend_state or "", duration(s.xact_age_s)]
         rows.append(row)
     return Table("Server connections", columns, rows)
 

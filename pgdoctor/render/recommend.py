@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from pgdoctor.analyze.recommend import RecommendReport
-from pgdoctor.recommend import emit, memory
-from pgdoctor.recommend.memory import MemoryCheck
-from pgdoctor.recommend.units import format_bytes
+from pgdoctor.analyze.sizing import memory
+from pgdoctor.analyze.sizing.memory import MemoryCheck
+from pgdoctor.analyze.sizing.units import format_bytes
+from pgdoctor.render import recommend_text as emit
 from pgdoctor.render.common import pooler_note, server_json
 from pgdoctor.render.document import Cell, Column, Document, Section, Styled, Table, Text
 

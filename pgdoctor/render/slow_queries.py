@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from pgdoctor.analyze.format import duration
 from pgdoctor.analyze.slow_queries import Running, SlowQueriesReport, Statement
-from pgdoctor.render.common import age, pooler_note, round_s, server_json, shorten
+from pgdoctor.render.common import pooler_note, round_s, server_json, shorten
 from pgdoctor.render.document import Cell, Column, Document, Styled, Table, Text
 
 SORT_HEADER = {
@@ -41,7 +42,7 @@ def source_line(report: SlowQueriesReport) -> Text:
     if report.interval_s is not None:
         parts.append(f"difference over {report.interval_s:g}s")
     elif report.stats_reset_age_s is not None:
-        parts.append(f"since the reset {age(report.stats_reset_age_s)} ago")
+        parts.append(f"since the reset {duration(report.stats_reset_age_s)} ago")
     else:
         parts.append("since the last reset")
     if t is not None:
@@ -98,7 +99,7 @@ def statements_table(report: SlowQueriesReport, full: bool) -> Table:
         if report.plan_tracked:
             row.append(_num(s.plan_ms))
         hit = _ratio(s.hit_ratio)
-        low_hit = s.hit_ratio is not None and s.hit_ratio < 0.9 and s.shared_blks_read >= 1000
+        low_hit = report.thresholds.low_hit(s.hit_ratio, s.shared_blks_read)
         row += [
             _pct(s.pct_total),
             _num(s.rows_per_call),
@@ -129,7 +130,7 @@ def running_table(report: SlowQueriesReport, full: bool) -> Table:
             r.application_name,
             r.user,
             r.database,
-            age(r.duration_s),
+            duration(r.duration_s),
             r.wait_event or "",
             shorten(r.query, 0 if full else 60),
         ]

@@ -100,10 +100,6 @@ def setting_bytes(setting: str, unit: str) -> int | None:
     return value * _SETTING_MEMORY_UNITS[unit]
 
 
-def is_memory_unit(unit: str) -> bool:
-    return unit in _SETTING_MEMORY_UNITS
-
-
 def setting_ms(setting: str, unit: str) -> float | None:
     """A time setting from pg_settings in milliseconds."""
     if unit not in _SETTING_TIME_UNITS_MS:
@@ -112,10 +108,6 @@ def setting_ms(setting: str, unit: str) -> float | None:
         return float(setting) * _SETTING_TIME_UNITS_MS[unit]
     except ValueError:
         return None
-
-
-def is_time_unit(unit: str) -> bool:
-    return unit in _SETTING_TIME_UNITS_MS
 
 
 def format_ms(ms: float) -> str:

@@ -1,4 +1,5 @@
-"""Ready-to-paste text: a postgresql.conf block, a pgbouncer.ini [pgbouncer] block, create_engine() calls."""
+"""`pgdoctor recommend`'s ready-to-paste text: a postgresql.conf block, a pgbouncer.ini [pgbouncer] block,
+create_engine() calls."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import keyword
 import re
 from collections.abc import Iterable
 
-from pgdoctor.recommend.pools import AppPool, PgBouncerPlan
+from pgdoctor.analyze.sizing.pools import AppPool, PgBouncerPlan
 from pgdoctor.render.document import safe
 
 _PLAIN = re.compile(r"^[A-Za-z0-9_.\-]+$")

@@ -20,11 +20,14 @@ import math
 from dataclasses import dataclass, field
 
 from pgdoctor.analyze.findings import Finding, Severity
-from pgdoctor.recommend.settings import DEFAULT_SUPERUSER_RESERVED, PGTUNE_MAX_CONNECTIONS
+from pgdoctor.analyze.sizing.settings import DEFAULT_SUPERUSER_RESERVED, PGTUNE_MAX_CONNECTIONS
 
 # effective_spindle_count per storage kind: disks that can seek at the same time; flash does not seek.
 SPINDLES = {"hdd": 2, "san": 2, "ssd": 0, "nvme": 0}
 ASSUMED_CPUS = 4  # when --cpus is not given: said in the output
+# Without PgBouncer, application connections over this many times the CPU-sized pool queue inside
+# PostgreSQL, each an OS process with its own memory ("Connections and Authentication", max_connections)
+DIRECT_FACTOR = 4
 ADMIN_SLOTS = 10  # direct connections besides PgBouncer: migrations, cron jobs, monitoring, psql
 MAX_OVERFLOW_CAP = 10  # SQLAlchemy's default max_overflow
 POOL_TIMEOUT_S = 30
@@ -217,7 +220,7 @@ def plan(
                 "put PgBouncer in front (drop --no-pgbouncer) or raise --max-connections",
             )
         )
-    elif apps and demand > 4 * target:
+    elif apps and demand > DIRECT_FACTOR * target:
         findings.append(
             Finding(
                 Severity.INFO,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pgdoctor.analyze.findings import Finding, Severity
-from pgdoctor.recommend.units import format_bytes
+from pgdoctor.analyze.sizing.units import format_bytes
 
 HEADROOM_WARN_PCT = 10.0  # less than this share of RAM left for the OS, page cache and connections' own
 

@@ -1,0 +1,142 @@
+"""README.md against the code, as sqlite-utils tests its docs: the findings tables of `locks`,
+`slow-queries` and `recommend` show the thresholds the code uses, and every option of their `--help` is
+documented in their README section (adding an option without documenting it fails here)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import typer
+
+from pgdoctor.analyze import thresholds
+from pgdoctor.analyze.sizing import memory, pools
+from pgdoctor.cli import app
+from tests.conftest import ROOT
+
+README = (ROOT / "README.md").read_text()
+COMMANDS = ("locks", "slow-queries", "recommend")
+# documented once for every command ("Connecting", "Output formats", "Exit codes")
+COMMON = {"--dsn", "-d", "--snapshot", "-s", "--format", "-f", "--timeout", "--fail-on", "--help", "-h"}
+
+# every threshold option, and the constant it defaults to
+OPTION_CONSTANTS: dict[str, dict[str, float]] = {
+    "locks": {
+        "--wait-warn": thresholds.LOCK_WAIT_WARN_S,
+        "--wait-crit": thresholds.LOCK_WAIT_CRIT_S,
+        "--queue-warn": thresholds.LOCK_QUEUE_WARN,
+        "--queue-crit": thresholds.LOCK_QUEUE_CRIT,
+        "--pressure-warn-pct": thresholds.LOCK_PRESSURE_WARN_PCT,
+        "--pressure-crit-pct": thresholds.LOCK_PRESSURE_CRIT_PCT,
+    },
+    "slow-queries": {
+        "--running-min": thresholds.RUNNING_MIN_S,
+        "--running-warn": thresholds.RUNNING_WARN_S,
+        "--share-warn-pct": thresholds.SHARE_WARN_PCT,
+        "--share-crit-pct": thresholds.SHARE_CRIT_PCT,
+        "--share-min-total-ms": thresholds.SHARE_MIN_TOTAL_MS,
+        "--mean-warn-ms": thresholds.MEAN_WARN_MS,
+        "--calls-min": thresholds.CALLS_MIN,
+        "--hit-ratio-min": thresholds.HIT_RATIO_MIN_PCT,
+        "--reset-recent": thresholds.RESET_RECENT_S,
+    },
+    "recommend": {},
+}
+# thresholds that are not options, as the README's findings tables write them: (pattern, constant)
+FIXED: dict[str, list[tuple[str, float]]] = {
+    "locks": [],
+    "slow-queries": [
+        (r"a statement with ≥ ([\d,]+) blocks read", thresholds.HIT_MIN_READS),
+        (r"all statements together \(≥ ([\d,]+) blocks read\)", thresholds.SERVER_HIT_MIN_READS),
+        (r"entries ≥ ([\d,]+) % of `pg_stat_statements.max`", thresholds.MAX_FULL_PCT),
+        (r"`long_running` \|[^\n]*critical ≥ ([\d,]+) s \|", thresholds.RUNNING_CRIT_S),
+    ],
+    "recommend": [
+        (r"`memory_overcommit` \|[^\n]*leaves under ([\d,]+)% of it", memory.HEADROOM_WARN_PCT),
+        (r"`direct_connections` \|[^\n]*over ([\d,]+) × the CPU pool", pools.DIRECT_FACTOR),
+        (r"`cpus_assumed`, `apps_observed` \| pools sized for ([\d,]+) CPUs", pools.ASSUMED_CPUS),
+    ],
+}
+
+
+def section(command: str) -> str:
+    """The README's section of one command: from its heading to the next one of the same level."""
+    m = re.search(rf"^## `pgdoctor {re.escape(command)}`\n(.*?)(?=^## )", README, re.M | re.S)
+    assert m, command
+    return m.group(1)
+
+
+def params(command: str) -> list[Any]:
+    group: Any = typer.main.get_command(app)
+    return list(group.commands[command].params)
+
+
+def names(param: Any) -> list[str]:
+    """An option's names: --name, -n, and --no-name for a flag pair."""
+    return [*param.opts, *getattr(param, "secondary_opts", [])]
+
+
+def options(command: str) -> dict[str, Any]:
+    """The command's options, by each of their names."""
+    return {name: param for param in params(command) for name in names(param)}
+
+
+def number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def shown_options(text: str) -> dict[str, float]:
+    """Numeric option defaults as the README writes them: `--option N` in the findings tables, and
+    | `--option` | N … | in the options tables."""
+    shown = {m.group(1): number(m.group(2)) for m in re.finditer(r"`(--[a-z][a-z0-9-]*) (\d[\d,.]*)`", text)}
+    table = re.finditer(r"^\| `(--[a-z][a-z0-9-]*)(?:/-[a-z])?` \| (\d[\d,.]*)(?![\w.])", text, re.M)
+    return shown | {m.group(1): number(m.group(2)) for m in table}
+
+
+def mentioned(name: str, text: str) -> bool:
+    return re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text) is not None
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_threshold_options_default_to_their_constant(command: str) -> None:
+    opts = options(command)
+    for name, constant in OPTION_CONSTANTS[command].items():
+        assert opts[name].default == constant, name
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_readme_thresholds_are_the_codes(command: str) -> None:
+    text = section(command)
+    opts = options(command)
+    shown = shown_options(text)
+    for name, value in shown.items():
+        assert name in opts, f"README names {name}, which `pgdoctor {command}` does not have"
+        assert opts[name].default == value, f"README: {name} {value}; code: {opts[name].default}"
+    for name, constant in OPTION_CONSTANTS[command].items():
+        assert shown.get(name) == constant, f"README does not show `{name} {constant:g}`"
+    for pattern, constant in FIXED[command]:
+        m = re.search(pattern, text)
+        assert m, f"README's {command} section lost {pattern!r}"
+        assert number(m.group(1)) == constant, (pattern, m.group(1), constant)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_option_is_documented(command: str) -> None:
+    text = section(command)
+    missing = [
+        names(param)
+        for param in params(command)
+        if not any(mentioned(n, text) or (n in COMMON and mentioned(n, README)) for n in names(param))
+    ]
+    assert missing == [], f"`pgdoctor {command}` options missing from its README section: {missing}"
+
+
+def test_the_checks_can_fail() -> None:
+    """A changed README number or an undocumented option is caught."""
+    text = section("locks").replace("`--wait-warn 10`", "`--wait-warn 15`")
+    shown = shown_options(text)
+    assert shown["--wait-warn"] != options("locks")["--wait-warn"].default
+    assert not mentioned("--wait-warn", section("locks").replace("--wait-warn", "--wait-wrn"))
+    assert mentioned("--wait-warn", section("locks"))
+    assert not mentioned("--all", "`--all-sessions`")
