@@ -232,7 +232,13 @@ def test_a_full_pool_is_one_line_within_the_timeout(pg: Cluster) -> None:
                 elapsed = time.monotonic() - started
                 assert result.returncode == ExitCode.CANNOT_CONNECT, result.stderr
                 assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-                assert "pooler" in result.stderr and "no server connection" in result.stderr
+                # known as a pooler before any read by PgBouncer's random cancel key, whose "pid" looks
+                # like a backend's for 1 connection in 1,024: then the line says a pooler *may* be full
+                assert "pooler" in result.stderr
+                assert any(
+                    said in result.stderr
+                    for said in ("no server connection", "may have no free server connection")
+                )
                 assert "PostgreSQL's own port" in result.stderr and "SHOW POOLS" in result.stderr
                 # 2 s timeout + 1 s margin, + the interpreter's start (generous: not a speed test)
                 assert elapsed < 2 + 1 + 5, elapsed
