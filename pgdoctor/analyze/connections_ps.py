@@ -19,10 +19,27 @@ from pgdoctor.analyze.connections import (
 )
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
 from pgdoctor.collect.connections import ActivityRow
-from pgdoctor.collect.ps import CAPACITY_DEFAULTS, PsBackend, PsData, PsServer, state_of
+from pgdoctor.collect.ps import CAPACITY_DEFAULTS, PsBackend, PsData, PsServer
 from pgdoctor.collect.server import ServerInfo, SettingRow
 
 GROUP_BY = ("user", "database", "client")  # a title has no application_name
+
+
+def state_of(activity: str | None) -> tuple[str | None, str | None]:
+    """(pg_stat_activity-like state, command tag) from a title's activity.
+
+    >>> state_of("idle"), state_of("idle in transaction (aborted)")
+    (('idle', None), ('idle in transaction (aborted)', None))
+    >>> state_of("SELECT"), state_of("authentication"), state_of(None)
+    (('active', 'SELECT'), ('authentication', None), (None, None))
+    """
+    if activity is None:
+        return None, None
+    if activity in ("idle", "idle in transaction", "idle in transaction (aborted)"):
+        return activity, None
+    if activity in ("authentication", "startup", "fastpath function call"):
+        return activity, None
+    return "active", activity
 
 
 def activity_row(backend: PsBackend) -> ActivityRow:

@@ -190,23 +190,6 @@ waiting=False)
     )
 
 
-def state_of(activity: str | None) -> tuple[str | None, str | None]:
-    """(pg_stat_activity-like state, command tag) from a title's activity.
-
-    >>> state_of("idle"), state_of("idle in transaction (aborted)")
-    (('idle', None), ('idle in transaction (aborted)', None))
-    >>> state_of("SELECT"), state_of("authentication"), state_of(None)
-    (('active', 'SELECT'), ('authentication', None), (None, None))
-    """
-    if activity is None:
-        return None, None
-    if activity in ("idle", "idle in transaction", "idle in transaction (aborted)"):
-        return activity, None
-    if activity in ("authentication", "startup", "fastpath function call"):
-        return activity, None
-    return "active", activity
-
-
 @dataclass(frozen=True)
 class PostmasterPid:
     """The first lines of DATADIR/postmaster.pid ("Database File Layout" in the PostgreSQL docs)."""
