@@ -248,3 +248,10 @@ def load_dataset(path: Path, name: str, cls: type[T]) -> T:
         raise
     except (TypeError, ValueError) as exc:
         raise PgDoctorError(f"snapshot {path}: invalid {name} data ({exc})", ExitCode.USAGE) from None
+
+
+def load_optional(path: Path, name: str, cls: type[T]) -> T | None:
+    """A dataset a snapshot may lack (taken without its option: `snapshot --pgbouncer-dsn`), else None."""
+    if name not in read(path)["datasets"]:
+        return None
+    return load_dataset(path, name, cls)

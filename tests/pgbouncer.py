@@ -45,6 +45,7 @@ class PgBouncer:
         users: Mapping[str, str] | None = None,
         auth_type: str = "trust",
         settings: Mapping[str, Any] | None = None,
+        databases: Mapping[str, str] | None = None,
     ) -> None:
         self.cluster = cluster
         self.pool_mode = pool_mode
@@ -68,15 +69,25 @@ class PgBouncer:
             "pidfile": str(self.base / "pgbouncer.pid"),
         }
         self.settings.update(settings or {})
+        # [databases] entries besides `*`: name -> extra parameters (`pool_size=3`), same server
+        self.databases = dict(databases or {})
         self.process: subprocess.Popen[bytes] | None = None
+
+    def write_config(self) -> Path:
+        """pgbouncer.ini from `settings` and `databases` (again after a change: then RELOAD applies it)."""
+        ini = self.base / "pgbouncer.ini"
+        server = f"host={self.cluster.socket_dir} port={self.cluster.port}"
+        entries = [
+            f"{name} = {server} dbname=postgres {extra}".rstrip() for name, extra in self.databases.items()
+        ]
+        lines = ["[databases]", *entries, f"* = {server}", "", "[pgbouncer]"]
+        lines += [f"{key} = {value}" for key, value in self.settings.items()]
+        ini.write_text("\n".join(lines) + "\n")
+        return ini
 
     def start(self) -> PgBouncer:
         self.socket_dir.mkdir()
-        ini = self.base / "pgbouncer.ini"
-        server = f"host={self.cluster.socket_dir} port={self.cluster.port}"
-        lines = ["[databases]", f"* = {server}", "", "[pgbouncer]"]
-        lines += [f"{key} = {value}" for key, value in self.settings.items()]
-        ini.write_text("\n".join(lines) + "\n")
+        ini = self.write_config()
         userlist = "".join(f'"{user}" "{password}"\n' for user, password in self.users.items())
         (self.base / "userlist.txt").write_text(userlist)
         if os.geteuid() == 0:

@@ -6,6 +6,7 @@ PgBouncer's documentation (https://www.pgbouncer.org/config.html, https://www.pg
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -49,6 +50,10 @@ BOUNDING = (
     "pool_mode",
 )
 ADMIN_DB = "pgbouncer"
+# After an edit of pgbouncer.ini, the admin console's RELOAD applies it (usage.html, "RELOAD: The
+# PgBouncer process will reload its configuration files and update changeable settings"); advice prints
+# it, pgdoctor never sends it.
+RELOAD_ADVICE = "run RELOAD; on the admin console (pgdoctor never runs it)"
 
 
 @dataclass(frozen=True)
@@ -365,8 +370,8 @@ def find_client_limit(
             "pgbouncer",
             f"{clients} client connections of max_client_conn {max_client_conn} ({pct:.0f}%); past it "
             "PgBouncer refuses new clients (no more connections allowed)",
-            "raise max_client_conn (it costs PgBouncer little memory, not PostgreSQL slots) or cap the "
-            "applications' pools (`pgdoctor recommend`)",
+            "raise max_client_conn in pgbouncer.ini (it costs PgBouncer little memory, not PostgreSQL "
+            f"slots), then {RELOAD_ADVICE}; or cap the applications' pools (`pgdoctor recommend`)",
         )
     ]
 
@@ -407,7 +412,8 @@ def find_exceeds_postgres(
             "minus the reserved ones); at full load clients get `remaining connection slots are reserved` "
             "instead of queueing in PgBouncer",
             "lower default_pool_size / reserve_pool_size, or cap with max_db_connections / "
-            "max_user_connections so the pools fit the server (`pgdoctor recommend --pgbouncer`)",
+            "max_user_connections so the pools fit the server (`pgdoctor recommend --pgbouncer-dsn` "
+            f"compares them), in pgbouncer.ini, then {RELOAD_ADVICE}",
         )
     ]
 
@@ -428,6 +434,18 @@ def find_reserve_in_use(pool: Pool) -> list[Finding]:
     ]
 
 
+def console_name(name: str) -> str:
+    """A database name as the admin console's commands take it: a plain lower-case word as is, anything
+    else double-quoted with inner quotes doubled (admin.c's WORD: `"([^"]+|"")*"|[0-9a-z_]+`).
+
+    >>> console_name("app_db"), console_name("App-DB"), console_name('a"b')
+    ('app_db', '"App-DB"', '"a""b"')
+    """
+    if re.fullmatch(r"[0-9a-z_]+", name):
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
 def find_paused_disabled(dbs: list[DatabaseRow]) -> list[Finding]:
     out = []
     for d in dbs:
@@ -440,8 +458,8 @@ def find_paused_disabled(dbs: list[DatabaseRow]) -> list[Finding]:
                     "paused",
                     d.name,
                     "the database is PAUSEd in PgBouncer: its clients wait and get no server connection",
-                    f"an administrator runs RESUME {d.name}; on the admin console once the reason is gone "
-                    "(pgdoctor never runs it)",
+                    f"an administrator runs RESUME {console_name(d.name)}; on the admin console once the "
+                    "reason is gone (pgdoctor never runs it)",
                 )
             )
         if d.disabled:
@@ -451,7 +469,8 @@ def find_paused_disabled(dbs: list[DatabaseRow]) -> list[Finding]:
                     "disabled",
                     d.name,
                     "the database is DISABLEd in PgBouncer: new clients are refused",
-                    f"ENABLE {d.name}; on the admin console when intended (pgdoctor never runs it)",
+                    f"run ENABLE {console_name(d.name)}; on the admin console when intended (pgdoctor never "
+                    "runs it)",
                 )
             )
     return out
@@ -471,7 +490,8 @@ def find_session_mode_many_clients(
             f"{clients} clients on a session-mode pool of {pool.pool_size}: session pooling gives no "
             "multiplexing, each client holds its server connection until it disconnects",
             "use pool_mode = transaction if the application keeps no session state (prepared statements "
-            "before PgBouncer 1.21, SET, advisory locks, LISTEN, temp tables)",
+            "before PgBouncer 1.21, SET, advisory locks, LISTEN, temp tables): set it in pgbouncer.ini, "
+            f"then {RELOAD_ADVICE}",
         )
     ]
 

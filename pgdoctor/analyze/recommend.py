@@ -7,8 +7,9 @@ from dataclasses import dataclass, replace
 
 from pgdoctor.analyze.common import CLIENT_BACKEND
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
-from pgdoctor.analyze.sizing import memory, pgtune, pools, settings
+from pgdoctor.analyze.sizing import memory, pgbouncer_compare, pgtune, pools, settings
 from pgdoctor.analyze.sizing.memory import MemoryCheck
+from pgdoctor.analyze.sizing.pgbouncer_compare import BouncerComparison
 from pgdoctor.analyze.sizing.pools import PoolPlan
 from pgdoctor.analyze.sizing.units import (
     KB,
@@ -20,6 +21,7 @@ from pgdoctor.analyze.sizing.units import (
     setting_ms,
 )
 from pgdoctor.collect.connections import ConnectionsData
+from pgdoctor.collect.pgbouncer import PgBouncerData
 from pgdoctor.collect.server import ServerInfo
 from pgdoctor.collect.settings import FullSettingRow, SettingsData
 
@@ -62,6 +64,8 @@ class RecommendReport:
     memory: MemoryCheck | None  # None without --ram and without a server
     current_memory: MemoryCheck | None  # the running settings, with a server
     findings: list[Finding]
+    # the [pgbouncer] plan beside the running PgBouncer (--pgbouncer-dsn, or a snapshot's pgbouncer data)
+    pgbouncer_current: BouncerComparison | None = None
 
 
 def observed_apps(data: ConnectionsData) -> list[pools.AppSpec]:
@@ -277,13 +281,13 @@ def setting_line(rec: settings.Rec, row: FullSettingRow | None) -> SettingLine:
     )
 
 
-def apps_observed(apps: list[pools.AppSpec]) -> Finding:
+def apps_observed(apps: list[pools.AppSpec], where: str = "pg_stat_activity") -> Finding:
     return Finding(
         Severity.INFO,
         "apps_observed",
         "inputs",
         f"no --app given: pools sized for the {sum(a.processes for a in apps)} client connections "
-        "seen in pg_stat_activity, per application_name, each counted as one process with one "
+        f"seen in {where}, per application_name, each counted as one process with one "
         "connection",
         "give --app NAME=PROCESSES[xTHREADS] for the real topology",
     )
@@ -293,14 +297,25 @@ def analyze(
     inputs: Inputs,
     settings_data: SettingsData | None = None,
     connections_data: ConnectionsData | None = None,
+    pgbouncer_data: PgBouncerData | None = None,
 ) -> RecommendReport:
+    """`pgbouncer_data`: a running PgBouncer's console (unless --no-pgbouncer): the plan sizes one, takes
+    the applications from its clients when none are given, and is compared with it."""
     server = settings_data.server if settings_data else None
     rows = settings_data.by_name() if settings_data else {}
     pg_major = inputs.pg_version or (server.major if server else settings.NEWEST_PG)
+    bouncer = pgbouncer_data if inputs.pgbouncer is not False else None
 
     apps = list(inputs.apps)
     apps_source = "given" if apps else "none"
-    if not apps and connections_data is not None:
+    observed_where = "pg_stat_activity"
+    if not apps and bouncer is not None:
+        apps = pgbouncer_compare.observed_apps(bouncer, connections_data)
+        apps_source = "observed" if apps else "none"
+        observed_where = "PgBouncer's SHOW CLIENTS" + (
+            " and pg_stat_activity (direct connections)" if connections_data is not None else ""
+        )
+    elif not apps and connections_data is not None:
         apps = observed_apps(connections_data)
         apps_source = "observed" if apps else "none"
 
@@ -310,10 +325,12 @@ def analyze(
         storage=inputs.storage,
         workload=inputs.workload,
         max_connections=inputs.max_connections,
-        pgbouncer=inputs.pgbouncer,
+        pgbouncer=True if bouncer is not None else inputs.pgbouncer,
         databases=inputs.databases,
         reserved_connections=int(_num(rows, "reserved_connections", 0)) if pg_major >= 16 else 0,
     )
+    if bouncer is not None and inputs.pgbouncer is None:
+        plan = replace(plan, pgbouncer_reason=f"PgBouncer sized: one is running ({bouncer.version})")
     hw = settings.Hardware(inputs.ram_bytes, inputs.cpus, inputs.storage, inputs.workload, pg_major)
     build = settings.Build(
         wal_compression=tuple(rows["wal_compression"].enumvals or ()) if "wal_compression" in rows else None,
@@ -342,8 +359,12 @@ def analyze(
             cur_mem, code="memory_overcommit", subject="running", what="the running configuration"
         )
         findings += dangerous(rows)
+    comparison = None
+    if bouncer is not None and plan.pgbouncer is not None:
+        comparison = pgbouncer_compare.compare(plan.pgbouncer, bouncer, connections_data)
+        findings += comparison.findings
     if apps_source == "observed":
-        findings.append(apps_observed(apps))
+        findings.append(apps_observed(apps, observed_where))
     return RecommendReport(
         inputs=inputs,
         pg_major=pg_major,
@@ -354,4 +375,5 @@ def analyze(
         memory=mem,
         current_memory=cur_mem,
         findings=sort_findings(findings),
+        pgbouncer_current=comparison,
     )

@@ -157,6 +157,9 @@ class PgBouncerData:
     own_port: int | None = None
     postgres: ConnectionsData | None = None
     postgres_error: str | None = None
+    # SHOW CONFIG's `changeable` per key: False for the settings PgBouncer reads only when it starts
+    # (listen_port, unix_socket_dir …; RELOAD leaves them alone); None in snapshots taken before it
+    config_changeable: dict[str, bool] | None = None
 
     @property
     def major_minor(self) -> tuple[int, int]:
@@ -337,6 +340,11 @@ def read_console(console: Console) -> PgBouncerData:
         for r in rows
         if "key" in col and "value" in col
     }
+    changeable = (
+        {str(r[col["key"]]): str(r[col["changeable"]]).lower() in ("yes", "1", "true") for r in rows}
+        if "key" in col and "changeable" in col
+        else None
+    )
     stats = console.rows("STATS", StatsRow)
     names, rows = console.show("LISTS")
     lists = {str(r[0]): int(plain(r[1]) or 0) for r in rows if len(r) >= 2}
@@ -352,6 +360,7 @@ def read_console(console: Console) -> PgBouncerData:
         lists=lists,
         own_addr=own[0] if own else None,
         own_port=own[1] if own else None,
+        config_changeable=changeable,
     )
 
 

@@ -130,9 +130,20 @@ def recommend(
     ] = RecommendFormat.AUTO,
     timeout: TimeoutOpt = 5.0,
     fail_on: FailOnOpt = FailOn.NEVER,
+    pgbouncer_dsn: Annotated[
+        str | None,
+        typer.Option(
+            "--pgbouncer-dsn",
+            help="Compare the [pgbouncer] plan with this running PgBouncer: its admin console (database "
+            "`pgbouncer`; a role in admin_users or stats_users), SHOW commands only. A --snapshot taken "
+            "with snapshot --pgbouncer-dsn is compared the same way.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Settings and pool sizes that fit together: pgtune-compatible settings, app pools -> PgBouncer ->
-    PostgreSQL, a worst-case memory check; with --dsn/--snapshot, compared with the running server."""
+    PostgreSQL, a worst-case memory check; with --dsn/--snapshot, compared with the running server, with
+    --pgbouncer-dsn with the running PgBouncer."""
     from pgdoctor.analyze.recommend import Inputs, analyze
     from pgdoctor.analyze.sizing.settings import PG_VERSIONS
     from pgdoctor.analyze.sizing.units import parse_ram
@@ -140,7 +151,18 @@ def recommend(
     from pgdoctor.collect.settings import SettingsData
 
     live = bool(dsn) or snapshot is not None
-    if ram is None and not live:
+    if pgbouncer_dsn and snapshot is not None:
+        raise PgDoctorError(
+            "give either --pgbouncer-dsn or --snapshot (a snapshot taken with --pgbouncer-dsn holds "
+            "PgBouncer's data), not both",
+            ExitCode.USAGE,
+        )
+    if pgbouncer_dsn and pgbouncer is False:
+        raise PgDoctorError(
+            "--no-pgbouncer plans without PgBouncer: there is nothing to compare --pgbouncer-dsn with",
+            ExitCode.USAGE,
+        )
+    if ram is None and not live and not pgbouncer_dsn:
         raise PgDoctorError(
             "--ram is required without a server (--dsn or --snapshot), e.g. --ram 128G", ExitCode.USAGE
         )
@@ -161,7 +183,19 @@ def recommend(
         databases=databases,
     )
     datasets = (("settings", SettingsData), ("connections", ConnectionsData))
-    report = analyze(inputs, *(obtain_pair(*datasets, dsn, snapshot, timeout) if live else (None, None)))
+    settings_data, connections_data = obtain_pair(*datasets, dsn, snapshot, timeout) if live else (None, None)
+    from pgdoctor.collect.pgbouncer import PgBouncerData
+
+    pooler: PgBouncerData | None = None
+    if pgbouncer_dsn:
+        from pgdoctor.collect.pgbouncer import collect_pgbouncer
+
+        pooler = collect_pgbouncer(pgbouncer_dsn, timeout, connections_data)
+    elif snapshot is not None:
+        from pgdoctor.snapshot import load_optional
+
+        pooler = load_optional(snapshot, "pgbouncer", PgBouncerData)
+    report = analyze(inputs, settings_data, connections_data, pooler)
 
     from pgdoctor.render import recommend as render
 

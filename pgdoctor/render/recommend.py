@@ -7,6 +7,8 @@ from typing import Any
 from pgdoctor.analyze.recommend import RecommendReport
 from pgdoctor.analyze.sizing import memory
 from pgdoctor.analyze.sizing.memory import MemoryCheck
+from pgdoctor.analyze.sizing.pgbouncer_compare import BouncerComparison
+from pgdoctor.analyze.sizing.pools import pgbouncer_values
 from pgdoctor.analyze.sizing.units import format_bytes
 from pgdoctor.render import recommend_text as emit
 from pgdoctor.render.common import pooler_note, server_json
@@ -28,7 +30,8 @@ def _apps_line(report: RecommendReport) -> str:
     p = report.pools
     if report.apps_source == "none":
         return "Applications: none given (--app NAME=PROCESSES[xTHREADS])"
-    src = "observed in pg_stat_activity" if report.apps_source == "observed" else "given"
+    where = "PgBouncer's SHOW CLIENTS" if report.pgbouncer_current is not None else "pg_stat_activity"
+    src = f"observed in {where}" if report.apps_source == "observed" else "given"
     return f"Applications ({src}): {len(p.apps)}, up to {p.client_total} connections at once"
 
 
@@ -75,14 +78,70 @@ def pools_text(report: RecommendReport) -> Text:
     )
 
 
+def apply_word(restart: bool | None) -> str:
+    """How a PgBouncer setting takes effect: the admin console's RELOAD, or a restart."""
+    return "" if restart is None else ("restart" if restart else "RELOAD")
+
+
 def pgbouncer_table(report: RecommendReport) -> Table | None:
     b = report.pools.pgbouncer
     if b is None:
         return None
-    rows: list[list[Cell]] = [[k, v, b.reasons[k]] for k, v in emit.pgbouncer_values(b).items()]
-    return Table(
-        "PgBouncer [pgbouncer]", [Column("setting"), Column("value", "right"), Column("reason")], rows
+    cmp = report.pgbouncer_current
+    running = {s.name: s for s in cmp.settings} if cmp is not None else {}
+    columns = [Column("setting"), Column("value", "right")]
+    if cmp is not None:
+        columns += [Column("current", "right"), Column("apply")]
+    columns.append(Column("reason"))
+    rows: list[list[Cell]] = []
+    for k, v in pgbouncer_values(b).items():
+        row: list[Cell] = [k, v]
+        if cmp is not None:
+            s = running.get(k)
+            cur: Cell = "" if s is None or s.current is None else s.current
+            if s is not None and s.changes:
+                cur = Styled(s.current or "", "yellow")
+            row += [cur, apply_word(s.restart if s is not None else None)]
+        row.append(b.reasons[k])
+        rows.append(row)
+    title = "PgBouncer [pgbouncer]" + (f", beside the running {cmp.version}" if cmp is not None else "")
+    return Table(title, columns, rows)
+
+
+def pgbouncer_running(cmp: BouncerComparison) -> list[Section]:
+    """The running PgBouncer's databases and how its pools fit PostgreSQL."""
+    fit = (
+        f"the running pools may open {cmp.server_connections} server connections; PostgreSQL has "
+        f"{cmp.postgres_usable} usable slots"
+        if cmp.postgres_usable is not None
+        else f"the running pools may open {cmp.server_connections} server connections (give --dsn to "
+        "check them against PostgreSQL's slots)"
     )
+    out: list[Section] = [Text([f"{cmp.version}: {fit}"])]
+    if cmp.databases:
+        rows: list[list[Cell]] = [
+            [
+                d.name,
+                "" if d.pool_size is None else d.pool_size,
+                "" if d.reserve_pool is None else d.reserve_pool,
+                d.max_db_connections,
+                d.pool_mode,
+                ", ".join(d.overrides),
+                Styled(", ".join(d.changes), "yellow") if d.changes else "",
+            ]
+            for d in cmp.databases
+        ]
+        columns = [
+            Column("database"),
+            Column("pool_size", "right"),
+            Column("reserve_pool", "right"),
+            Column("max_db_connections", "right"),
+            Column("pool_mode"),
+            Column("own in [databases]"),
+            Column("differs"),
+        ]
+        out.append(Table("PgBouncer databases (SHOW DATABASES)", columns, rows))
+    return out
 
 
 def apps_table(report: RecommendReport) -> Table:
@@ -131,6 +190,8 @@ def document(report: RecommendReport) -> Document:
     bouncer = pgbouncer_table(report)
     if bouncer is not None:
         sections.append(bouncer)
+    if report.pgbouncer_current is not None:
+        sections += pgbouncer_running(report.pgbouncer_current)
     sections += [apps_table(report), memory_text(report)]
     sections += pooler_note(report.server)
     return Document(header(report)[0], sections, report.findings, primary=0)
@@ -180,6 +241,38 @@ def memory_json(m: MemoryCheck | None) -> dict[str, Any] | None:
         "autovacuum_workers": m.autovacuum_workers,
         "autovacuum_mem_bytes": m.autovacuum_mem_bytes,
         "autovacuum_total_bytes": m.autovacuum_total_bytes,
+    }
+
+
+def pgbouncer_current_json(cmp: BouncerComparison | None) -> dict[str, Any] | None:
+    if cmp is None:
+        return None
+    return {
+        "version": cmp.version,
+        "settings": [
+            {
+                "name": s.name,
+                "value": s.value,
+                "current": s.current,
+                "changes": s.changes,
+                "restart": s.restart,
+            }
+            for s in cmp.settings
+        ],
+        "databases": [
+            {
+                "name": d.name,
+                "pool_size": d.pool_size,
+                "reserve_pool": d.reserve_pool,
+                "max_db_connections": d.max_db_connections,
+                "pool_mode": d.pool_mode,
+                "overrides": list(d.overrides),
+                "changes": list(d.changes),
+            }
+            for d in cmp.databases
+        ],
+        "server_connections": cmp.server_connections,
+        "postgres_usable": cmp.postgres_usable,
     }
 
 
@@ -260,5 +353,6 @@ def to_json(report: RecommendReport) -> dict[str, Any]:
         },
         "memory": memory_json(report.memory),
         "current_memory": memory_json(report.current_memory),
+        "pgbouncer_current": pgbouncer_current_json(report.pgbouncer_current),
         "findings": [f.to_json() for f in report.findings],
     }

@@ -7,7 +7,7 @@ import keyword
 import re
 from collections.abc import Iterable
 
-from pgdoctor.analyze.sizing.pools import AppPool, PgBouncerPlan
+from pgdoctor.analyze.sizing.pools import AppPool, PgBouncerPlan, pgbouncer_values
 from pgdoctor.render.document import safe
 
 _PLAIN = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -31,21 +31,6 @@ def conf_block(header: Iterable[str], settings: Iterable[tuple[str, str | None, 
         else:
             lines.append(f"{name} = {conf_value(value)}  # {reason}")
     return "\n".join(map(safe, lines)) + "\n"  # a newline in a name must not end a comment
-
-
-PGBOUNCER_ORDER = (
-    "pool_mode",
-    "default_pool_size",
-    "reserve_pool_size",
-    "reserve_pool_timeout",
-    "max_client_conn",
-    "max_db_connections",
-    "server_idle_timeout",
-)
-
-
-def pgbouncer_values(plan: PgBouncerPlan) -> dict[str, str]:
-    return {name: str(getattr(plan, name)) for name in PGBOUNCER_ORDER}
 
 
 def pgbouncer_block(header: Iterable[str], plan: PgBouncerPlan) -> str:

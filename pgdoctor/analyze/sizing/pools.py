@@ -78,6 +78,23 @@ class PgBouncerPlan:
     reasons: dict[str, str]
 
 
+# the keys of the [pgbouncer] block, in its order (what `recommend --pgbouncer-dsn` compares)
+PGBOUNCER_KEYS = (
+    "pool_mode",
+    "default_pool_size",
+    "reserve_pool_size",
+    "reserve_pool_timeout",
+    "max_client_conn",
+    "max_db_connections",
+    "server_idle_timeout",
+)
+
+
+def pgbouncer_values(plan: PgBouncerPlan) -> dict[str, str]:
+    """The plan's [pgbouncer] keys as pgbouncer.ini takes them."""
+    return {name: str(getattr(plan, name)) for name in PGBOUNCER_KEYS}
+
+
 @dataclass(frozen=True)
 class PoolPlan:
     cpus: int
