@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,17 @@ def test_fail_on_exit_codes() -> None:
     assert run_cli("connections", "--snapshot", path, "--fail-on", "critical").returncode == 1
     assert run_cli("connections", "--snapshot", path, "--fail-on", "warning").returncode == 1
     assert run_cli("connections", "--snapshot", path, "--fail-on", "bogus").returncode == 2
+
+
+def test_capacity_highlighting_follows_the_threshold(incident: ConnectionsData) -> None:
+    """The capacity line is coloured as the analysis judged it (--capacity-warn-pct), not by a number of
+    the renderer's own: at 85 % of the slots it is yellow at the default 80, green at 90."""
+    clients = [r for r in incident.activity if r.backend_type == "client backend"]
+    dropped = {r.pid for r in clients[:30]}
+    data = replace(incident, activity=[r for r in incident.activity if r.pid not in dropped])
+    report = analyze(data)
+    assert (report.capacity.usage_pct, report.capacity.slots_left) == (85.0, 30)
+    assert render.capacity_line(report).style == "yellow"
+    assert render.capacity_line(analyze(data, capacity_warn_pct=90)).style == "green"
+    assert render.capacity_line(analyze(data, capacity_warn_pct=50)).style == "yellow"
+    assert render.capacity_line(analyze(incident)).style == "bold red"  # no slot left

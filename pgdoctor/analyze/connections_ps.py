@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
+from pgdoctor.analyze import thresholds
 from pgdoctor.analyze.common import CLIENT_BACKEND
 from pgdoctor.analyze.connections import (
     ConnectionsReport,
@@ -120,11 +121,11 @@ def analyze_ps(
     data: PsData,
     *,
     by: str = "user",
-    # The same thresholds as over SQL (see pgdoctor.analyze.connections.analyze).
-    capacity_warn_pct: float = 80.0,
-    capacity_crit_pct: float = 95.0,
-    leak_min_idle: int = 10,
-    leak_share_pct: float = 25.0,
+    # The same thresholds as over SQL (pgdoctor.analyze.thresholds).
+    capacity_warn_pct: float = thresholds.CAPACITY_WARN_PCT,
+    capacity_crit_pct: float = thresholds.CAPACITY_CRIT_PCT,
+    leak_min_idle: int = thresholds.LEAK_MIN_IDLE,
+    leak_share_pct: float = thresholds.LEAK_SHARE_PCT,
 ) -> ConnectionsReport:
     """Classify, group and measure the backends found in the process list."""
     if by not in GROUP_BY:

@@ -1,7 +1,7 @@
 """PgBouncer's pools, clients and server connections, against the limits that bound them. Pure functions.
 
-Every threshold is a module-level constant (the command's option defaults read them); the comments cite
-PgBouncer's documentation (https://www.pgbouncer.org/config.html, https://www.pgbouncer.org/usage.html).
+Every threshold is defined once in pgdoctor.analyze.thresholds (PGB_*), whose comments cite PgBouncer's
+documentation; the command's options default to the same constants.
 """
 
 from __future__ import annotations
@@ -10,30 +10,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from pgdoctor.analyze import thresholds
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
 
-if TYPE_CHECKING:  # the command imports this module for its option defaults: keep that import light
+if TYPE_CHECKING:
     from pgdoctor.analyze.connections import ViaPgBouncer
     from pgdoctor.collect.pgbouncer import ConnRow, DatabaseRow, PgBouncerData, PoolRow
-
-# query_wait_timeout (config.html): "Maximum time queries are allowed to spend waiting for execution. If
-# the query is not assigned to a server during that time, the client is disconnected." Default 120 s.
-# clients_waiting turns critical when the longest wait reaches this share of it: the next clients in the
-# queue are about to get errors.
-WAIT_CRIT_PCT = 50.0
-# With query_wait_timeout = 0 (disabled: clients wait forever) a wait this long is critical.
-WAIT_CRIT_S = 30.0
-# pool_mode = transaction (config.html, "Server is released back to pool after transaction finishes")
-# multiplexes only as well as transactions are short; a server connection held this long by one
-# transaction is reported (idle_transaction_timeout, when set, is the server-side bound; default 0 = off).
-SERVER_XACT_WARN_S = 5.0
-# max_client_conn (config.html): "Maximum number of client connections allowed"; past it PgBouncer
-# refuses new clients ("no more connections allowed").
-CLIENT_WARN_PCT = 80.0
-CLIENT_CRIT_PCT = 95.0
-# pool_mode = session (config.html): "Server is released back to pool after client disconnects": every
-# connected client of a pool holds a server connection; clients above this many per server slot queue.
-SESSION_CLIENTS_PER_SLOT = 1.0
 
 # The settings of SHOW CONFIG that bound the pools, in the report and the JSON.
 BOUNDING = (
@@ -247,7 +229,11 @@ def _s(seconds: float) -> str:
 
 
 def find_clients_waiting(
-    pool: Pool, query_wait_timeout_s: float, *, crit_pct: float = WAIT_CRIT_PCT, crit_s: float = WAIT_CRIT_S
+    pool: Pool,
+    query_wait_timeout_s: float,
+    *,
+    crit_pct: float = thresholds.PGB_WAIT_CRIT_PCT,
+    crit_s: float = thresholds.PGB_WAIT_CRIT_S,
 ) -> list[Finding]:
     if pool.cl_waiting <= 0:
         return []
@@ -294,7 +280,7 @@ def find_pool_full(pool: Pool) -> list[Finding]:
 
 
 def find_server_transactions_long(
-    pool: Pool, servers: list[Server], *, warn_s: float = SERVER_XACT_WARN_S
+    pool: Pool, servers: list[Server], *, warn_s: float = thresholds.PGB_SERVER_XACT_WARN_S
 ) -> list[Finding]:
     mine = [s for s in servers if s.pool == pool.name]
     known = any(s.backend_state is not None for s in mine)
@@ -350,8 +336,8 @@ def find_client_limit(
     clients: int,
     max_client_conn: int,
     *,
-    warn_pct: float = CLIENT_WARN_PCT,
-    crit_pct: float = CLIENT_CRIT_PCT,
+    warn_pct: float = thresholds.PGB_CLIENT_WARN_PCT,
+    crit_pct: float = thresholds.PGB_CLIENT_CRIT_PCT,
 ) -> list[Finding]:
     if max_client_conn <= 0:
         return []
@@ -458,7 +444,7 @@ def find_paused_disabled(dbs: list[DatabaseRow]) -> list[Finding]:
 
 
 def find_session_mode_many_clients(
-    pool: Pool, *, per_slot: float = SESSION_CLIENTS_PER_SLOT
+    pool: Pool, *, per_slot: float = thresholds.PGB_SESSION_CLIENTS_PER_SLOT
 ) -> list[Finding]:
     clients = pool.cl_active + pool.cl_waiting
     if pool.pool_mode != "session" or clients <= pool.pool_size * per_slot:
@@ -479,11 +465,11 @@ def find_session_mode_many_clients(
 def analyze(
     data: PgBouncerData,
     *,
-    wait_crit_pct: float = WAIT_CRIT_PCT,
-    wait_crit_s: float = WAIT_CRIT_S,
-    server_xact_warn_s: float = SERVER_XACT_WARN_S,
-    client_warn_pct: float = CLIENT_WARN_PCT,
-    client_crit_pct: float = CLIENT_CRIT_PCT,
+    wait_crit_pct: float = thresholds.PGB_WAIT_CRIT_PCT,
+    wait_crit_s: float = thresholds.PGB_WAIT_CRIT_S,
+    server_xact_warn_s: float = thresholds.PGB_SERVER_XACT_WARN_S,
+    client_warn_pct: float = thresholds.PGB_CLIENT_WARN_PCT,
+    client_crit_pct: float = thresholds.PGB_CLIENT_CRIT_PCT,
 ) -> PgBouncerReport:
     config = data.config
     dbs = {d.name: d for d in data.databases}
