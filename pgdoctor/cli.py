@@ -82,12 +82,12 @@ def fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def main() -> None:
-    """Console entry point."""
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point (argv: the arguments after the program name; default sys.argv[1:])."""
     real_stdout = sys.stdout
     sys.stdout = _Stdout(real_stdout)
     try:
-        result = app(standalone_mode=False)
+        result = app(args=argv, standalone_mode=False)
         sys.stdout.flush()  # a pipe closed after the last write shows here, not at interpreter exit
     except (OutputClosed, BrokenPipeError):
         # the reader went away (| head): nothing more can be said on stdout, and the interpreter must

@@ -15,7 +15,7 @@ from pgdoctor.render import connections as render
 from pgdoctor.render.document import emit
 from pgdoctor.render.formats import Format
 from pgdoctor.snapshot import load_dataset
-from tests.conftest import FIXTURES, run_cli
+from tests.conftest import FIXTURES, invoke
 
 INCIDENTS = sorted(FIXTURES.glob("incident-pg*.json"))
 
@@ -99,10 +99,10 @@ def test_json_contract(incident: ConnectionsData) -> None:
 
 def test_fail_on_exit_codes() -> None:
     path = str(INCIDENTS[0])
-    assert run_cli("connections", "--snapshot", path).returncode == 0
-    assert run_cli("connections", "--snapshot", path, "--fail-on", "critical").returncode == 1
-    assert run_cli("connections", "--snapshot", path, "--fail-on", "warning").returncode == 1
-    assert run_cli("connections", "--snapshot", path, "--fail-on", "bogus").returncode == 2
+    assert invoke("connections", "--snapshot", path).exit_code == 0
+    assert invoke("connections", "--snapshot", path, "--fail-on", "critical").exit_code == 1
+    assert invoke("connections", "--snapshot", path, "--fail-on", "warning").exit_code == 1
+    assert invoke("connections", "--snapshot", path, "--fail-on", "bogus").exit_code == 2
 
 
 def test_capacity_highlighting_follows_the_threshold(incident: ConnectionsData) -> None:
