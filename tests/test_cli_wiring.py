@@ -40,9 +40,9 @@ def one_line_error(args: tuple[str, ...], needle: str, code: int = 2) -> None:
     assert result.stdout == ""
 
 
-@pytest.fixture(scope="module")
-def pgbouncer_snapshot(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The incident snapshot with a `pgbouncer` dataset: a pool with clients queued behind a full pool."""
+def write_pgbouncer_snapshot(path: Path) -> Path:
+    """The incident snapshot with a `pgbouncer` dataset: a pool with clients queued behind a full pool
+    (no recorded fixture has one: PgBouncer's is saved only by `snapshot --pgbouncer-dsn`)."""
     data = PgBouncerData(
         version="PgBouncer 1.18.0",
         pools=[PoolRow("app", "web", cl_active=4, cl_waiting=3, sv_active=4, maxwait=7)],
@@ -55,9 +55,13 @@ def pgbouncer_snapshot(tmp_path_factory: pytest.TempPathFactory) -> str:
     )
     doc = json.loads(Path(INCIDENT).read_text())
     doc["datasets"]["pgbouncer"] = to_jsonable(data)
-    path = tmp_path_factory.mktemp("snap") / "pgbouncer.json"
     path.write_text(json.dumps(doc))
-    return str(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def pgbouncer_snapshot(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(write_pgbouncer_snapshot(tmp_path_factory.mktemp("snap") / "pgbouncer.json"))
 
 
 # ---- every command draws every format from a snapshot ----
