@@ -125,7 +125,7 @@ class PgBouncerReport:
     findings: list[Finding] = field(default_factory=list)
 
 
-def _int(text: str | None, default: int = 0) -> int:
+def _int_or(text: str | None, default: int = 0) -> int:
     try:
         return int(str(text).strip())
     except (TypeError, ValueError):
@@ -148,9 +148,11 @@ def build_pool(row: PoolRow, db: DatabaseRow | None, config: dict[str, str]) -> 
         sv_tested=row.sv_tested,
         sv_login=row.sv_login,
         maxwait_s=round(row.maxwait_s, 3),
-        pool_size=size if size is not None else _int(config.get("default_pool_size"), 20),
-        reserve_pool=reserve if reserve is not None else _int(config.get("reserve_pool_size")),
-        max_db_connections=db.max_connections if db is not None else _int(config.get("max_db_connections")),
+        pool_size=size if size is not None else _int_or(config.get("default_pool_size"), 20),
+        reserve_pool=reserve if reserve is not None else _int_or(config.get("reserve_pool_size")),
+        max_db_connections=db.max_connections
+        if db is not None
+        else _int_or(config.get("max_db_connections")),
         paused=bool(db.paused) if db is not None else False,
         disabled=bool(db.disabled) if db is not None else False,
     )
@@ -477,8 +479,8 @@ def analyze(
     clients = [c for c in data.clients if not is_own(c, data)]
     servers = build_servers(data)
     postgres = postgres_side(data)
-    max_client_conn = _int(config.get("max_client_conn"), 100)
-    query_wait_timeout = float(_int(config.get("query_wait_timeout"), 120))
+    max_client_conn = _int_or(config.get("max_client_conn"), 100)
+    query_wait_timeout = float(_int_or(config.get("query_wait_timeout"), 120))
     findings: list[Finding] = []
     for p in pools:
         findings += find_clients_waiting(p, query_wait_timeout, crit_pct=wait_crit_pct, crit_s=wait_crit_s)
@@ -489,7 +491,7 @@ def analyze(
     findings += find_client_limit(
         len(clients), max_client_conn, warn_pct=client_warn_pct, crit_pct=client_crit_pct
     )
-    findings += find_exceeds_postgres(pools, postgres, _int(config.get("max_user_connections")))
+    findings += find_exceeds_postgres(pools, postgres, _int_or(config.get("max_user_connections")))
     findings += find_paused_disabled(data.databases)
     return PgBouncerReport(
         version=data.version,
