@@ -20,7 +20,8 @@ from pgdoctor.analyze.connections import (
 )
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
 from pgdoctor.collect.connections import ActivityRow
-from pgdoctor.collect.ps import CAPACITY_DEFAULTS, PsBackend, PsData, PsServer
+from pgdoctor.collect.ps import PsBackend, PsData, PsServer
+from pgdoctor.collect.ps_config import CAPACITY_DEFAULTS
 from pgdoctor.collect.server import ServerInfo, SettingRow
 
 GROUP_BY = ("user", "database", "client")  # a title has no application_name
@@ -46,7 +47,7 @@ def state_of(activity: str | None) -> tuple[str | None, str | None]:
 def activity_row(backend: PsBackend) -> ActivityRow:
     """A backend as pg_stat_activity would show it, with what its title says and None for the rest.
 
-    >>> from pgdoctor.collect.ps import parse_title
+    >>> from pgdoctor.collect.ps_titles import parse_title
     >>> t = parse_title("postgres: app shop 10.0.0.7(51234) UPDATE waiting")
     >>> row = activity_row(PsBackend(4711, "", t))
     >>> (row.backend_type, row.usename, row.client_addr, row.state, row.wait_event_type, row.query)

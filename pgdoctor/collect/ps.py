@@ -7,9 +7,10 @@ process title (`update_process_title`, on by default on Linux) to
 
     postgres: [CLUSTER_NAME: ]USER DATABASE CLIENT(PORT) STATE[ waiting]
 
-This module is the only code of `--ps` that touches the system: it reads /proc (Linux) and the data
-directory's postmaster.pid and configuration files, never connects to the server. Parsing is done by
-the pure functions below (doctests), so the rules are tested on real title strings.
+This module is the system side of `--ps`: it finds the postmaster in /proc (Linux), reads its
+backends' titles and the data directory's postmaster.pid and configuration files, and never connects to
+the server. The parsing is pure functions with doctests: the titles in pgdoctor.collect.ps_titles, the
+data directory's files in pgdoctor.collect.ps_config.
 """
 
 from __future__ import annotations
@@ -17,320 +18,31 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shlex
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
+from pgdoctor.collect.ps_config import (
+    CAPACITY_DEFAULTS,
+    ConfigRead,
+    PostmasterPid,
+    argv_settings,
+    parse_opts,
+    parse_postmaster_pid,
+    read_config,
+)
+from pgdoctor.collect.ps_titles import (
+    UNTITLED,
+    Title,
+    cluster_name_of,
+    parse_cmdline,
+    parse_ppid,
+    parse_title,
+)
 from pgdoctor.errors import ExitCode, PgDoctorError
 
 PROC = Path("/proc")
 DEFAULT_PORT = 5432
-
-# Settings that bound the client slots; the defaults PostgreSQL uses when no file or option sets them
-# ("Connections and Authentication" in the PostgreSQL docs; reserved_connections is 16+).
-CAPACITY_DEFAULTS = {
-    "max_connections": "100",
-    "superuser_reserved_connections": "3",
-    "reserved_connections": "0",
-}
-
-CLIENT_BACKEND = "client backend"
-UNTITLED = "untitled process"
-
-# The kinds of non-client processes a postmaster starts, by the start of their title (longest first
-# where one is the prefix of another). Named like pg_stat_activity.backend_type.
-BACKGROUND_KINDS = (
-    "autovacuum launcher",
-    "autovacuum worker",
-    "background writer",
-    "checkpointer",
-    "walwriter",
-    "walreceiver",
-    "walsender",
-    "walsummarizer",
-    "wal summarizer",
-    "logical replication launcher",
-    "logical replication parallel apply worker",
-    "logical replication apply worker",
-    "logical replication tablesync worker",
-    "logical replication worker",
-    "parallel worker",
-    "slotsync worker",
-    "io worker",
-    "archiver",
-    "startup",
-    "stats collector",
-    "logger",
-)
-# Always running, whatever the configuration: their title shows the cluster_name prefix, if any.
-_ALWAYS = ("checkpointer", "background writer", "walwriter", "autovacuum launcher", "io worker")
-_CLIENT = re.compile(
-    r"^(?P<user>\S+) (?P<database>.+?) "
-    r"(?P<client>\[local\]|(?P<host>\S+)\((?P<port>\d+)\))"
-    r"(?: (?P<activity>.*))?$"
-)
-
-
-@dataclass(frozen=True)
-class Title:
-    """One process title, parsed.
-
-    kind is `client backend`, a background kind (`checkpointer`, `walsender`, ...) or, for a custom
-    background worker, its own title. host is None for a Unix-socket client (`[local]`); activity is
-    None when the title carries no state (update_process_title = off).
-    """
-
-    kind: str
-    user: str | None = None
-    database: str | None = None
-    host: str | None = None
-    port: int | None = None
-    activity: str | None = None
-    waiting: bool = False
-
-
-def parse_cmdline(raw: bytes) -> tuple[str, ...]:
-    r"""/proc/PID/cmdline -> argv. A backend's title is one string, padded with NULs.
-
-    >>> parse_cmdline(b'/usr/lib/postgresql/15/bin/postgres\x00-D\x00/var/lib/pg/data\x00')
-    ('/usr/lib/postgresql/15/bin/postgres', '-D', '/var/lib/pg/data')
-    >>> parse_cmdline(b'postgres: app shop [local] idle\x00\x00\x00\x00')
-    ('postgres: app shop [local] idle',)
-    >>> parse_cmdline(b'')
-    ()
-    """
-    text = raw.rstrip(b"\0").decode("utf-8", errors="replace")
-    return tuple(text.split("\0")) if text else ()
-
-
-def parse_ppid(stat: str) -> int:
-    """The parent pid from /proc/PID/stat (the command name in parentheses may hold spaces).
-
-    >>> parse_ppid("4711 (postgres) S 4700 4700 4700 0 -1 4194560 1061 0 0 0")
-    4700
-    >>> parse_ppid("12 (a b) c) R 1 12 12 0")
-    1
-    """
-    return int(stat.rsplit(")", 1)[1].split()[1])
-
-
-def cluster_name_of(titles: Iterable[str]) -> str | None:
-    """The cluster_name prefix the server puts in every title, read off its always-running processes.
-
-    >>> cluster_name_of(["postgres: main: checkpointer ", "postgres: main: app shop [local] idle"])
-    'main'
-    >>> cluster_name_of(["postgres: checkpointer ", "postgres: app shop [local] idle"]) is None
-    True
-    >>> cluster_name_of(["postgres: 15/main: io worker 0"])
-    '15/main'
-    """
-    always = "|".join(re.escape(k) for k in _ALWAYS)
-    for title in titles:
-        m = re.match(rf"^postgres: (?:(?P<cluster>.+?): )?(?:{always})\b", title)
-        if m:
-            return m.group("cluster")
-    return None
-
-
-def parse_title(title: str, cluster_name: str | None = None) -> Title | None:
-    """Parse a child process's title; None when it is no PostgreSQL title (a backend not yet started).
-
-    >>> parse_title("postgres: app shop 10.0.0.7(51234) idle in transaction")
-    Title(kind='client backend', user='app', database='shop', host='10.0.0.7', port=51234, \
-activity='idle in transaction', waiting=False)
-    >>> parse_title("postgres: main: app shop [local] idle in transaction (aborted)", "main").activity
-    'idle in transaction (aborted)'
-    >>> t = parse_title("postgres: app shop ::1(57192) UPDATE waiting")
-    >>> (t.host, t.port, t.activity, t.waiting)
-    ('::1', 57192, 'UPDATE', True)
-    >>> parse_title("postgres: app shop fe80::1%eth0(5432) SELECT").host
-    'fe80::1%eth0'
-    >>> parse_title("postgres: app shop [local] ")  # update_process_title = off: no state
-    Title(kind='client backend', user='app', database='shop', host=None, port=None, activity=None, \
-waiting=False)
-    >>> parse_title("postgres: main: checkpointer ", "main").kind
-    'checkpointer'
-    >>> parse_title("postgres: io worker 2").kind
-    'io worker'
-    >>> parse_title("postgres: walsender repl 10.0.0.9(40012) streaming 0/3000148").kind
-    'walsender'
-    >>> parse_title("postgres: parallel worker for PID 4711").kind
-    'parallel worker'
-    >>> parse_title("postgres: pg_cron launcher").kind
-    'pg_cron launcher'
-    >>> parse_title("postgres: logger logs [local] idle").kind  # a user named like a process
-    'client backend'
-    >>> parse_title("/usr/lib/postgresql/15/bin/postgres -D /var/lib/pg/data") is None
-    True
-    """
-    prefix = "postgres: " + (f"{cluster_name}: " if cluster_name else "")
-    if not title.startswith(prefix):
-        return None
-    rest = title[len(prefix) :].strip()
-    m = None if rest.startswith("walsender ") else _CLIENT.match(rest)
-    if not m:  # walsenders carry a client too, but use their own slots (max_wal_senders)
-        for kind in BACKGROUND_KINDS:
-            if rest == kind or rest.startswith(kind + " "):
-                return Title(kind=kind)
-        return Title(kind=rest or UNTITLED)
-    activity = (m.group("activity") or "").strip() or None
-    waiting = activity is not None and (activity == "waiting" or activity.endswith(" waiting"))
-    if waiting and activity is not None:
-        activity = activity[: -len("waiting")].strip() or None
-    port = m.group("port")
-    return Title(
-        kind=CLIENT_BACKEND,
-        user=m.group("user"),
-        database=m.group("database"),
-        host=m.group("host"),
-        port=int(port) if port else None,
-        activity=activity,
-        waiting=waiting,
-    )
-
-
-@dataclass(frozen=True)
-class PostmasterPid:
-    """The first lines of DATADIR/postmaster.pid ("Database File Layout" in the PostgreSQL docs)."""
-
-    pid: int
-    data_dir: str
-    port: int
-    socket_dir: str | None
-
-
-def parse_postmaster_pid(text: str) -> PostmasterPid | None:
-    """Line 1 the postmaster's pid, 2 the data directory, 4 the port, 5 the first socket directory.
-
-    >>> parse_postmaster_pid("5903\\n/var/lib/pg/data\\n1795579256\\n5433\\n/tmp\\n*\\n 2146850 9\\nready\\n")
-    PostmasterPid(pid=5903, data_dir='/var/lib/pg/data', port=5433, socket_dir='/tmp')
-    >>> parse_postmaster_pid("garbage") is None
-    True
-    """
-    lines = text.split("\n")
-    try:
-        return PostmasterPid(
-            pid=int(lines[0]),
-            data_dir=lines[1],
-            port=int(lines[3]),
-            socket_dir=(lines[4].strip() or None) if len(lines) > 4 else None,
-        )
-    except (IndexError, ValueError):
-        return None
-
-
-def argv_settings(argv: Iterable[str]) -> dict[str, str]:
-    """The settings given on the postmaster's command line (`-c name=value`, `--name=value`, `-N`, `-p`,
-    `-D`, which names the configuration directory: key `-D`).
-
-    >>> argv_settings(["postgres", "-D", "/data", "-c", "max_connections=8", "--port=5433", "-N", "9"])
-    {'-D': '/data', 'max_connections': '9', 'port': '5433'}
-    >>> argv_settings(["postgres", "-cconfig_file=/etc/pg.conf", "--superuser-reserved-connections=0"])
-    {'config_file': '/etc/pg.conf', 'superuser_reserved_connections': '0'}
-    """
-    args = list(argv)[1:]
-    out: dict[str, str] = {}
-    short = {"-N": "max_connections", "-p": "port", "-D": "-D", "-B": "shared_buffers"}
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        value: str | None = None
-        name: str | None = None
-        if arg in short or arg == "-c":
-            value = args[i + 1] if i + 1 < len(args) else None
-            i += 1
-            if arg == "-c" and value and "=" in value:
-                name, value = value.split("=", 1)
-            elif arg != "-c":
-                name = short[arg]
-        elif arg[:2] in short and len(arg) > 2:
-            name, value = short[arg[:2]], arg[2:]
-        elif arg.startswith(("-c", "--")) and "=" in arg:
-            name, value = arg[2:].split("=", 1)
-        if name is not None and value is not None:
-            out[name if name == "-D" else name.replace("-", "_").lower()] = value
-        i += 1
-    return dict(sorted(out.items()))
-
-
-def parse_opts(text: str) -> tuple[str, ...]:
-    """DATADIR/postmaster.opts (the command line the server was started with) -> argv.
-
-    >>> parse_opts('/usr/lib/postgresql/15/bin/postgres "-D" "/data" "-c" "max_connections=8"\\n')
-    ('/usr/lib/postgresql/15/bin/postgres', '-D', '/data', '-c', 'max_connections=8')
-    """
-    try:
-        return tuple(shlex.split(text))
-    except ValueError:
-        return tuple(text.split())
-
-
-_CONF_LINE = re.compile(
-    r"^\s*(?P<name>[A-Za-z_][\w.\-]*)\s*=?\s*"
-    r"(?P<value>'(?:[^'\\]|\\.|'')*'|[^\s#']+)?\s*(?:#.*)?$"
-)
-
-
-def parse_conf(text: str) -> list[tuple[str, str]]:
-    """postgresql.conf syntax -> (name, value) in file order; names lowercased, quotes removed.
-    `include`, `include_if_exists` and `include_dir` come out as entries too.
-
-    >>> parse_conf("max_connections = 8   # (change requires restart)\\n#port = 5432\\n"
-    ...            "cluster_name='it''s'\\ninclude_dir 'conf.d'\\nbad line here\\n")
-    [('max_connections', '8'), ('cluster_name', "it's"), ('include_dir', 'conf.d')]
-    """
-    out = []
-    for line in text.splitlines():
-        m = _CONF_LINE.match(line)
-        if not m or m.group("value") is None:
-            continue
-        value = m.group("value")
-        if value.startswith("'"):
-            value = re.sub(r"''|\\(.)", lambda e: e.group(1) if e.group(1) is not None else "'", value[1:-1])
-        out.append((m.group("name").lower(), value))
-    return out
-
-
-@dataclass
-class ConfigRead:
-    """Settings read from configuration files, and what could not be read."""
-
-    settings: dict[str, str] = field(default_factory=dict)
-    files: list[str] = field(default_factory=list)
-    error: str | None = None
-
-
-def read_config(path: Path, read: Callable[[Path], str], into: ConfigRead, depth: int = 0) -> None:
-    """Read one configuration file and what it includes, later settings overriding earlier ones."""
-    if depth > 10:
-        return
-    try:
-        text = read(path)
-    except OSError as exc:
-        if into.error is None:
-            into.error = f"cannot read {path}: {exc.strerror or exc}"
-        return
-    into.files.append(str(path))
-    for name, value in parse_conf(text):
-        if name in ("include", "include_if_exists", "include_dir"):
-            target = path.parent / value
-            if name == "include_dir":
-                try:
-                    names = sorted(
-                        p for p in os.listdir(target) if p.endswith(".conf") and not p.startswith(".")
-                    )
-                except OSError:
-                    continue
-                for sub in names:
-                    read_config(target / sub, read, into, depth + 1)
-            elif name == "include" or target.exists():
-                read_config(target, read, into, depth + 1)
-        else:
-            into.settings[name] = value
-
-
-# --- the system side: /proc and the data directory ------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -127,7 +127,7 @@ def connections(
     if pgbouncer_dsn:
         # Three layers: each backend that is a PgBouncer server connection, with the client it serves
         # now (read right after the backends, so the two views are as close in time as can be).
-        from pgdoctor.analyze.pgbouncer import via_map
+        from pgdoctor.analyze.pgbouncer_rows import via_map
         from pgdoctor.collect.pgbouncer import collect_pgbouncer
 
         if snapshot is not None:
