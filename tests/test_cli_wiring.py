@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
+import typer.main
 
 from pgdoctor.collect.pgbouncer import ConnRow, DatabaseRow, PgBouncerData, PoolRow
 from pgdoctor.serde import to_jsonable
-from tests.conftest import FIXTURES, invoke, run_cli
+from tests.conftest import FIXTURES, ROOT, invoke, run_cli
 
 INCIDENT = str(FIXTURES / "incident-pg15.json")
 LOCKS = str(FIXTURES / "locks-pg18.json")
@@ -265,3 +267,34 @@ def test_snapshot_usage_errors(tmp_path: Path) -> None:
     one_line_error(("snapshot", "-o", str(tmp_path / "missing" / "x.json"), "-d", "host=x"), "")
     result = invoke("snapshot", "--bogus")
     assert result.exit_code == 2 and "--bogus" in result.stderr
+
+
+# ---- a run builds only the command it names ----
+
+
+def test_every_command_module_is_registered() -> None:
+    from pgdoctor import cli
+
+    modules = {p.stem for p in (ROOT / "pgdoctor" / "commands").glob("*.py")} - {"__init__"}
+    assert {module.rsplit(".", 1)[1] for module, _ in cli.COMMANDS.values()} == modules
+    assert list(typer.main.get_command(cli.app).commands) == list(cli.COMMANDS)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "name", ["connections", "locks", "slow-queries", "recommend", "pgbouncer", "snapshot"]
+)
+def test_a_command_built_alone_is_the_same_command(name: str) -> None:
+    """What a run builds (the named command only) parses and helps exactly as in the whole command line."""
+    from pgdoctor import cli
+
+    alone: Any = typer.main.get_command(cli.for_arguments([name, "--help"]))
+    whole: Any = typer.main.get_command(cli.app)
+    assert list(alone.commands) == [name]
+    one, full = alone.commands[name], whole.commands[name]
+    assert [(p.opts, p.default, p.help if hasattr(p, "help") else None) for p in one.params] == [
+        (p.opts, p.default, p.help if hasattr(p, "help") else None) for p in full.params
+    ]
+    assert one.help == full.help
+    assert invoke(name, "--help").stdout == invoke(name, "-h").stdout
+    assert list(typer.main.get_command(cli.for_arguments(["--help"])).commands) == list(cli.COMMANDS)  # type: ignore[attr-defined]
+    assert list(typer.main.get_command(cli.for_arguments(["conections"])).commands) == list(cli.COMMANDS)  # type: ignore[attr-defined]

@@ -94,7 +94,7 @@ def connections(
         raise PgDoctorError("--data-dir goes with --ps", ExitCode.USAGE)
     if ps:
         from pgdoctor.analyze.connections_ps import analyze_ps
-        from pgdoctor.collect.ps import collect_ps, port_of
+        from pgdoctor.collect.ps_proc import collect_ps, port_of
 
         if snapshot is not None:
             raise PgDoctorError("give either --ps or --snapshot, not both", ExitCode.USAGE)
