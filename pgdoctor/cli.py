@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import os
 import sys
+from importlib import import_module
 from typing import Any
 
 import typer
 import typer.main
 
-from pgdoctor.commands.connections import connections
-from pgdoctor.commands.locks import locks
-from pgdoctor.commands.pgbouncer import pgbouncer
-from pgdoctor.commands.recommend import recommend
-from pgdoctor.commands.slow_queries import slow_queries
-from pgdoctor.commands.snapshot import snapshot
 from pgdoctor.errors import EXIT_CODES_HELP, ExitCode, PgDoctorError
 from pgdoctor.options import harden
+
+# Every command: its name, and the module and function that define it. A run imports and builds only
+# the command it names (typer turns each function's options into a click command, which costs some ms
+# each); `pgdoctor`, `pgdoctor --help` and an unknown name build them all (pgdoctor.cli.app).
+COMMANDS = {
+    "connections": ("pgdoctor.commands.connections", "connections"),
+    "locks": ("pgdoctor.commands.locks", "locks"),
+    "slow-queries": ("pgdoctor.commands.slow_queries", "slow_queries"),
+    "recommend": ("pgdoctor.commands.recommend", "recommend"),
+    "pgbouncer": ("pgdoctor.commands.pgbouncer", "pgbouncer"),
+    "snapshot": ("pgdoctor.commands.snapshot", "snapshot"),
+}
 
 
 class _App(typer.Typer):
@@ -26,21 +33,40 @@ class _App(typer.Typer):
         return harden(typer.main.get_command(self))(*args, **kwargs)
 
 
-app = _App(
-    name="pgdoctor",
-    help=f"PostgreSQL diagnostics for the person on call.\n\n{EXIT_CODES_HELP}",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,  # plain click help: rich is not imported just to print --help
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-app.command()(connections)
-app.command()(locks)
-app.command(name="slow-queries")(slow_queries)
-app.command()(recommend)
-app.command()(pgbouncer)
-app.command()(snapshot)
+def _group() -> None:
+    """A group of one command stays a group (`pgdoctor NAME …`), as with all of them."""
+
+
+def build(names: list[str]) -> _App:
+    """The command line with these commands (see COMMANDS)."""
+    cli = _App(
+        name="pgdoctor",
+        help=f"PostgreSQL diagnostics for the person on call.\n\n{EXIT_CODES_HELP}",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,  # plain click help: rich is not imported just to print --help
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    for name in names:
+        module, function = COMMANDS[name]
+        cli.command(name=name)(getattr(import_module(module), function))
+    if len(names) == 1:
+        cli.callback()(_group)
+    return cli
+
+
+def for_arguments(argv: list[str]) -> _App:
+    """The command line a run with these arguments needs: the command it names, else all of them."""
+    return build([argv[0]] if argv and argv[0] in COMMANDS else list(COMMANDS))
+
+
+def __getattr__(name: str) -> Any:
+    """`pgdoctor.cli.app`: the whole command line, every command built (tests, docs)."""
+    if name == "app":
+        globals()["app"] = whole = build(list(COMMANDS))
+        return whole
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class OutputClosed(Exception):
@@ -82,12 +108,13 @@ def fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def main() -> None:
-    """Console entry point."""
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point (argv: the arguments after the program name; default sys.argv[1:])."""
     real_stdout = sys.stdout
     sys.stdout = _Stdout(real_stdout)
     try:
-        result = app(standalone_mode=False)
+        args = sys.argv[1:] if argv is None else argv
+        result = for_arguments(args)(args=args, standalone_mode=False)
         sys.stdout.flush()  # a pipe closed after the last write shows here, not at interpreter exit
     except (OutputClosed, BrokenPipeError):
         # the reader went away (| head): nothing more can be said on stdout, and the interpreter must

@@ -102,10 +102,6 @@ class Database:
         key_pid = conn.info.backend_pid
         self.pooler_suspected = not 0 < key_pid < 1 << 22
 
-    @property
-    def major(self) -> int:
-        return self.server_version_num // 10000
-
     def rows(
         self, sql: str, row_type: type[T], params: Sequence[Any] | Mapping[str, Any] | None = None
     ) -> list[T]:
@@ -113,10 +109,6 @@ class Database:
         from psycopg.rows import class_row
 
         return self._read(sql, params, class_row(row_type))
-
-    def scalar(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> Any:
-        rows = self._read(sql, params, None)
-        return None if not rows else rows[0][0]
 
     def sleep(self, seconds: float) -> None:
         """Wait without letting idle_session_timeout end the session: a cheap read before it would."""

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import Result
 
 from tests.incidents import Sessions
 from tests.pgcluster import VERSIONS, Cluster
@@ -52,3 +53,26 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def invoke(*args: str, env: dict[str, str | None] | None = None) -> Result:
+    """Run pgdoctor in this process, as the console script does (`pgdoctor.cli.main`: every numeric option
+    checked, errors as one line and their exit code), with stdout and stderr captured by typer's
+    CliRunner: a fraction of a second where `run_cli` starts an interpreter. For the wiring (options reach
+    the analysis, formats, --fail-on, usage errors); `run_cli` stays for what only a real process shows."""
+    from typer.testing import CliRunner
+
+    from pgdoctor.cli import main
+
+    runner = CliRunner()
+    overrides: dict[str, str | None] = {"DATABASE_URL": None, "NO_COLOR": "1", "COLUMNS": "200"}
+    with runner.isolation(env={**overrides, **(env or {})}) as (out, err, mixed):
+        code = 0
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        return Result(runner, out.getvalue(), err.getvalue(), mixed.getvalue(), None, code, None)

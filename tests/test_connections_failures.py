@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 import pytest
@@ -185,6 +187,13 @@ def test_role_without_pg_read_all_stats_sees_what_it_can(pg: Cluster, sessions: 
         pg.sql("REVOKE pg_monitor FROM limited")
 
 
+@dataclass(frozen=True)
+class Value:
+    """One column named `value`: a row type for Database.rows in these tests."""
+
+    value: Any
+
+
 def test_never_waits_behind_a_lock(pg: Cluster) -> None:
     """Someone holds ACCESS EXCLUSIVE on a table: pgdoctor's session gives up after lock_timeout."""
     pg.sql("CREATE TABLE IF NOT EXISTS busy (id int)")
@@ -193,7 +202,7 @@ def test_never_waits_behind_a_lock(pg: Cluster) -> None:
         with connect(pg.dsn(), timeout_s=30) as db:
             started = time.monotonic()
             with pytest.raises(PgDoctorError) as caught:
-                db.scalar("SELECT count(*) FROM public.busy")  # search_path is pg_catalog only
+                db.rows("SELECT count(*) AS value FROM public.busy", Value)  # search_path is pg_catalog only
             elapsed = time.monotonic() - started
         blocker.rollback()
     assert caught.value.exit_code == ExitCode.QUERY_FAILED
@@ -204,15 +213,16 @@ def test_never_waits_behind_a_lock(pg: Cluster) -> None:
 def test_statement_timeout_is_one_clear_error(pg: Cluster) -> None:
     names = ["transaction_read_only", "lock_timeout", "statement_timeout", "search_path", "application_name"]
     settings_sql = (
-        "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) FROM pg_settings WHERE name = ANY(%s)"
+        "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) AS value FROM pg_settings "
+        "WHERE name = ANY(%s)"
     )
     with connect(pg.dsn(), timeout_s=0.3) as db:
         with pytest.raises(PgDoctorError) as caught:
-            db.scalar("SELECT pg_sleep(5)")
+            db.rows("SELECT pg_sleep(5) AS value", Value)
         assert caught.value.exit_code == ExitCode.QUERY_FAILED
         assert "--timeout 0.3s" in caught.value.message
         # each read runs with pgdoctor's settings in force ...
-        inside = db.scalar(settings_sql, [names])
+        (inside,) = (r.value for r in db.rows(settings_sql, Value, [names]))
         # ... and they end with its transaction: the session keeps none of them
         after = db.conn.execute(settings_sql, [names]).fetchone()
     assert inside == (
@@ -227,7 +237,7 @@ def test_statement_timeout_is_one_clear_error(pg: Cluster) -> None:
 
 def test_pgdoctor_session_is_read_only(pg: Cluster) -> None:
     with connect(pg.dsn()) as db, pytest.raises(PgDoctorError, match="read-only transaction"):
-        db.scalar("CREATE TABLE pgdoctor_must_not_write (id int)")
+        db.rows("CREATE TABLE pgdoctor_must_not_write (id int)", Value)
 
 
 def test_ctrl_c_is_one_line(pg: Cluster) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from pgdoctor.render import connections as render
 from pgdoctor.render.document import emit
 from pgdoctor.render.formats import Format
 from pgdoctor.snapshot import load_dataset
-from tests.conftest import FIXTURES, run_cli
+from tests.conftest import FIXTURES, invoke
 
 INCIDENTS = sorted(FIXTURES.glob("incident-pg*.json"))
 
@@ -98,7 +99,21 @@ def test_json_contract(incident: ConnectionsData) -> None:
 
 def test_fail_on_exit_codes() -> None:
     path = str(INCIDENTS[0])
-    assert run_cli("connections", "--snapshot", path).returncode == 0
-    assert run_cli("connections", "--snapshot", path, "--fail-on", "critical").returncode == 1
-    assert run_cli("connections", "--snapshot", path, "--fail-on", "warning").returncode == 1
-    assert run_cli("connections", "--snapshot", path, "--fail-on", "bogus").returncode == 2
+    assert invoke("connections", "--snapshot", path).exit_code == 0
+    assert invoke("connections", "--snapshot", path, "--fail-on", "critical").exit_code == 1
+    assert invoke("connections", "--snapshot", path, "--fail-on", "warning").exit_code == 1
+    assert invoke("connections", "--snapshot", path, "--fail-on", "bogus").exit_code == 2
+
+
+def test_capacity_highlighting_follows_the_threshold(incident: ConnectionsData) -> None:
+    """The capacity line is coloured as the analysis judged it (--capacity-warn-pct), not by a number of
+    the renderer's own: at 85 % of the slots it is yellow at the default 80, green at 90."""
+    clients = [r for r in incident.activity if r.backend_type == "client backend"]
+    dropped = {r.pid for r in clients[:30]}
+    data = replace(incident, activity=[r for r in incident.activity if r.pid not in dropped])
+    report = analyze(data)
+    assert (report.capacity.usage_pct, report.capacity.slots_left) == (85.0, 30)
+    assert render.capacity_line(report).style == "yellow"
+    assert render.capacity_line(analyze(data, capacity_warn_pct=90)).style == "green"
+    assert render.capacity_line(analyze(data, capacity_warn_pct=50)).style == "yellow"
+    assert render.capacity_line(analyze(incident)).style == "bold red"  # no slot left

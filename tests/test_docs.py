@@ -1,27 +1,42 @@
-"""README.md against the code, as sqlite-utils tests its docs: the findings tables of `locks`,
-`slow-queries` and `recommend` show the thresholds the code uses, and every option of their `--help` is
-documented in their README section (adding an option without documenting it fails here)."""
+"""README.md against the code, as sqlite-utils tests its docs: the findings tables of `connections`,
+`locks`, `slow-queries`, `recommend` and `pgbouncer` show the thresholds the code uses, and every option
+of their `--help` is documented in their README section (adding an option without documenting it fails
+here). The analysis defaults are the same constants."""
 
 from __future__ import annotations
 
+import inspect
 import re
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import typer
 
-from pgdoctor.analyze import thresholds
+from pgdoctor.analyze import connections, connections_ps, pgbouncer, thresholds
+from pgdoctor.analyze.choices import GroupBy
 from pgdoctor.analyze.sizing import memory, pools
 from pgdoctor.cli import app
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
-COMMANDS = ("locks", "slow-queries", "recommend")
+COMMANDS = ("connections", "locks", "slow-queries", "recommend", "pgbouncer")
 # documented once for every command ("Connecting", "Output formats", "Exit codes")
 COMMON = {"--dsn", "-d", "--snapshot", "-s", "--format", "-f", "--timeout", "--fail-on", "--help", "-h"}
 
 # every threshold option, and the constant it defaults to
 OPTION_CONSTANTS: dict[str, dict[str, float]] = {
+    "connections": {
+        "--capacity-warn-pct": thresholds.CAPACITY_WARN_PCT,
+        "--capacity-crit-pct": thresholds.CAPACITY_CRIT_PCT,
+        "--idle-xact-warn": thresholds.IDLE_XACT_WARN_S,
+        "--idle-xact-crit": thresholds.IDLE_XACT_CRIT_S,
+        "--leak-min-idle": thresholds.LEAK_MIN_IDLE,
+        "--leak-share-pct": thresholds.LEAK_SHARE_PCT,
+        "--leak-idle-age": thresholds.LEAK_IDLE_S,
+        "--blocked-crit": thresholds.BLOCKED_CRIT_S,
+        "--xmin-warn": thresholds.XMIN_WARN_S,
+    },
     "locks": {
         "--wait-warn": thresholds.LOCK_WAIT_WARN_S,
         "--wait-crit": thresholds.LOCK_WAIT_CRIT_S,
@@ -42,9 +57,19 @@ OPTION_CONSTANTS: dict[str, dict[str, float]] = {
         "--reset-recent": thresholds.RESET_RECENT_S,
     },
     "recommend": {},
+    "pgbouncer": {
+        "--wait-crit-pct": thresholds.PGB_WAIT_CRIT_PCT,
+        "--wait-crit": thresholds.PGB_WAIT_CRIT_S,
+        "--server-xact-warn": thresholds.PGB_SERVER_XACT_WARN_S,
+        "--client-warn-pct": thresholds.PGB_CLIENT_WARN_PCT,
+        "--client-crit-pct": thresholds.PGB_CLIENT_CRIT_PCT,
+    },
 }
 # thresholds that are not options, as the README's findings tables write them: (pattern, constant)
 FIXED: dict[str, list[tuple[str, float]]] = {
+    "connections": [
+        (r"critical when its xmin is ≥ ([\d,]+) million transactions old", thresholds.XMIN_CRIT_AGE / 1e6),
+    ],
     "locks": [],
     "slow-queries": [
         (r"a statement with ≥ ([\d,]+) blocks read", thresholds.HIT_MIN_READS),
@@ -57,7 +82,45 @@ FIXED: dict[str, list[tuple[str, float]]] = {
         (r"`direct_connections` \|[^\n]*over ([\d,]+) × the CPU pool", pools.DIRECT_FACTOR),
         (r"`cpus_assumed`, `apps_observed` \| pools sized for ([\d,]+) CPUs", pools.ASSUMED_CPUS),
     ],
+    "pgbouncer": [],
 }
+# the analysis functions' keyword defaults, and the constant each must be: (function, {keyword: constant})
+ANALYSIS_DEFAULTS: list[tuple[Callable[..., Any], dict[str, float]]] = [
+    (
+        connections.analyze,
+        {
+            "capacity_warn_pct": thresholds.CAPACITY_WARN_PCT,
+            "capacity_crit_pct": thresholds.CAPACITY_CRIT_PCT,
+            "idle_xact_warn_s": thresholds.IDLE_XACT_WARN_S,
+            "idle_xact_crit_s": thresholds.IDLE_XACT_CRIT_S,
+            "leak_min_idle": thresholds.LEAK_MIN_IDLE,
+            "leak_share_pct": thresholds.LEAK_SHARE_PCT,
+            "leak_idle_s": thresholds.LEAK_IDLE_S,
+            "blocked_crit_s": thresholds.BLOCKED_CRIT_S,
+            "xmin_warn_s": thresholds.XMIN_WARN_S,
+            "xmin_crit_age": thresholds.XMIN_CRIT_AGE,
+        },
+    ),
+    (
+        connections_ps.analyze_ps,
+        {
+            "capacity_warn_pct": thresholds.CAPACITY_WARN_PCT,
+            "capacity_crit_pct": thresholds.CAPACITY_CRIT_PCT,
+            "leak_min_idle": thresholds.LEAK_MIN_IDLE,
+            "leak_share_pct": thresholds.LEAK_SHARE_PCT,
+        },
+    ),
+    (
+        pgbouncer.analyze,
+        {
+            "wait_crit_pct": thresholds.PGB_WAIT_CRIT_PCT,
+            "wait_crit_s": thresholds.PGB_WAIT_CRIT_S,
+            "server_xact_warn_s": thresholds.PGB_SERVER_XACT_WARN_S,
+            "client_warn_pct": thresholds.PGB_CLIENT_WARN_PCT,
+            "client_crit_pct": thresholds.PGB_CLIENT_CRIT_PCT,
+        },
+    ),
+]
 
 
 def section(command: str) -> str:
@@ -130,6 +193,24 @@ def test_every_option_is_documented(command: str) -> None:
         if not any(mentioned(n, text) or (n in COMMON and mentioned(n, README)) for n in names(param))
     ]
     assert missing == [], f"`pgdoctor {command}` options missing from its README section: {missing}"
+
+
+@pytest.mark.parametrize(
+    ("function", "expected"), ANALYSIS_DEFAULTS, ids=lambda f: getattr(f, "__module__", "")
+)
+def test_analysis_defaults_are_the_constants(
+    function: Callable[..., Any], expected: dict[str, float]
+) -> None:
+    """Called without options (tests, benchmarks, other analyses), the analysis judges as the CLI does."""
+    signature = inspect.signature(function)
+    for keyword, constant in expected.items():
+        assert signature.parameters[keyword].default == constant, (function.__qualname__, keyword)
+
+
+def test_group_by_is_one_enum() -> None:
+    """`connections --by` offers exactly what the analysis groups by."""
+    assert tuple(GroupBy) == connections.GROUP_BY
+    assert tuple(options("connections")["--by"].type.choices) == tuple(g.value for g in GroupBy)
 
 
 def test_the_checks_can_fail() -> None:

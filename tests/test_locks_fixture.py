@@ -24,7 +24,7 @@ from pgdoctor.render import locks as render
 from pgdoctor.render.document import emit
 from pgdoctor.render.formats import Format
 from pgdoctor.snapshot import load_dataset
-from tests.conftest import FIXTURES, run_cli
+from tests.conftest import FIXTURES
 
 RECORDED = sorted(FIXTURES.glob("locks-pg*.json"))
 
@@ -205,26 +205,6 @@ def test_json_contract(recorded: LocksData) -> None:
     }
     assert doc["summary"] and set(doc["summary"][0]) >= {"locktype", "object", "mode", "held", "awaited"}
     assert render.to_json(analyze(recorded))["summary"] is None
-
-
-def test_cli_on_the_snapshot(tmp_path: Path) -> None:
-    path = str(RECORDED[-1])
-    assert run_cli("locks", "--snapshot", path).returncode == 0
-    assert run_cli("locks", "--snapshot", path, "--fail-on", "critical").returncode == 1
-    quiet = run_cli(
-        "locks", "--snapshot", path, "--fail-on", "warning", "--min-wait", "3600", "--format", "json"
-    )
-    assert quiet.returncode == 0 and json.loads(quiet.stdout)["waiting"] == []
-    fast = json.loads(run_cli("locks", "--snapshot", path, "--fast", "--format", "json").stdout)
-    assert fast["details"] is False and all(w["mode"] is None for w in fast["waiting"])
-    assert run_cli("locks", "--snapshot", path, "-d", "host=x").returncode == 2
-    # a snapshot taken before this command existed says so
-    doc = json.loads(Path(path).read_text())
-    del doc["datasets"]["locks"]
-    old = tmp_path / "old.json"
-    old.write_text(json.dumps(doc))
-    result = run_cli("locks", "--snapshot", str(old))
-    assert result.returncode == 2 and "has no 'locks' data" in result.stderr
 
 
 # Random waits-for graphs: the trees terminate on cycles, draw every pair exactly once and count right.

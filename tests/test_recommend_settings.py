@@ -18,7 +18,7 @@ from pgdoctor.analyze.recommend import Inputs, analyze
 from pgdoctor.analyze.sizing import pgtune, settings
 from pgdoctor.analyze.sizing.pools import AppSpec
 from pgdoctor.analyze.sizing.units import GB, KB, MB, TB, conf_bytes
-from tests.conftest import run_cli
+from tests.conftest import invoke
 
 RAMS = [512 * MB, 1 * GB, 2 * GB, 3 * GB, 4 * GB, 8 * GB, 16 * GB, 24 * GB, 64 * GB, 128 * GB, 384 * GB, TB]
 CPUS: list[int | None] = [None, 1, 2, 3, 4, 6, 8, 12, 16, 31, 32, 64, 96]
@@ -219,8 +219,8 @@ def test_memory_check_adds_up_and_flags_overcommit() -> None:
 
 
 def test_json_contract_offline() -> None:
-    result = run_cli("recommend", "--ram", "128G", "--cpus", "32", "--app", "training=1000", "-f", "json")
-    assert result.returncode == 0, result.stderr
+    result = invoke("recommend", "--ram", "128G", "--cpus", "32", "--app", "training=1000", "-f", "json")
+    assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
     assert doc["command"] == "recommend"
     assert doc["server"] is None

@@ -17,7 +17,7 @@ from pgdoctor.analyze.sizing.units import (
     setting_ms,
 )
 from pgdoctor.errors import ExitCode, PgDoctorError
-from tests.conftest import run_cli
+from tests.conftest import invoke
 
 
 @pytest.mark.parametrize(
@@ -61,8 +61,8 @@ def test_bad_ram_is_a_usage_error(text: str, why: str) -> None:
 
 def test_bad_ram_on_the_command_line_is_one_line_and_exit_2() -> None:
     for value in ("0G", "-1G", "128", "12XB"):
-        result = run_cli("recommend", "--ram", value)
-        assert result.returncode == 2, (value, result.stderr)
+        result = invoke("recommend", "--ram", value)
+        assert result.exit_code == 2, (value, result.stderr)
         assert result.stderr.startswith("error: --ram"), result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
         assert "Traceback" not in result.stderr

@@ -20,7 +20,7 @@ from pgdoctor.errors import PgDoctorError
 from pgdoctor.exitcodes import exit_code
 from pgdoctor.queries import parse_version
 from pgdoctor.snapshot import load_dataset
-from tests.conftest import FIXTURES, run_cli
+from tests.conftest import FIXTURES, invoke
 from tests.incidents import LOOKUP_SQL, SCAN_SQL, SORT_SQL, UPDATE_SQL
 
 SHAPES = ["pg14-1.8", "pg14-1.9", "pg15-1.4", "pg15-1.10", "pg17-1.11", "pg18-1.12"]
@@ -143,20 +143,20 @@ def test_not_preloaded_offline_says_what_to_change() -> None:
 def test_cli_on_snapshots_all_formats() -> None:
     path = fixture("pg17-1.11")
     for fmt in ("table", "plain", "markdown"):
-        result = run_cli("slow-queries", "--snapshot", str(path), "--format", fmt)
-        assert result.returncode == 0, result.stderr
+        result = invoke("slow-queries", "--snapshot", str(path), "--format", fmt)
+        assert result.exit_code == 0, result.stderr
         assert normalised(LOOKUP_SQL) in result.stdout
         assert "pg_stat_statements 1.11" in result.stdout
         assert "nightly_report" in result.stdout
-    csv_lines = run_cli("slow-queries", "--snapshot", str(path), "--format", "csv").stdout.splitlines()
+    csv_lines = invoke("slow-queries", "--snapshot", str(path), "--format", "csv").stdout.splitlines()
     assert csv_lines[0].startswith("#,queryid,user,database,calls,total ms,mean ms")
     assert csv_lines[1].split(",")[2:5] == ["shop_app", "shop", "1000"]
     assert len(csv_lines) == 11
 
 
 def test_json_contract() -> None:
-    result = run_cli("slow-queries", "--snapshot", str(fixture("pg18-1.12")), "-f", "json", "--sort", "temp")
-    assert result.returncode == 0, result.stderr
+    result = invoke("slow-queries", "--snapshot", str(fixture("pg18-1.12")), "-f", "json", "--sort", "temp")
+    assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
     assert doc["source"] == "pg_stat_statements"
     assert (doc["extension_version"], doc["sort"], doc["status"], doc["available"]) == (
@@ -175,14 +175,14 @@ def test_json_contract() -> None:
 
 
 def test_cli_not_preloaded_snapshot_exits_6_after_showing_what_it_can() -> None:
-    result = run_cli("slow-queries", "--snapshot", str(NOT_PRELOADED), "-f", "json")
-    assert result.returncode == 6
+    result = invoke("slow-queries", "--snapshot", str(NOT_PRELOADED), "-f", "json")
+    assert result.exit_code == 6
     doc = json.loads(result.stdout)
     assert (doc["status"], doc["available"], doc["statements"]) == ("not_preloaded", False, [])
     assert doc["running"][0]["application_name"] == "nightly_report"
     assert doc["findings"][0]["code"] == "extension_not_preloaded"
-    plain = run_cli("slow-queries", "--snapshot", str(NOT_PRELOADED), "-f", "csv")
-    assert plain.returncode == 6
+    plain = invoke("slow-queries", "--snapshot", str(NOT_PRELOADED), "-f", "csv")
+    assert plain.exit_code == 6
     assert plain.stdout.splitlines()[0].startswith("pid,application,user,database,running for")
 
 
@@ -207,14 +207,14 @@ def test_bad_options_on_the_command_line() -> None:
         (("--interval", "soon", "-d", "host=/nonexistent"), "invalid --interval"),
         (("--interval", "5s", "--snapshot", snap), "cannot be used with --snapshot"),
     ]:
-        result = run_cli("slow-queries", *args)
-        assert result.returncode == 2, result.stderr
+        result = invoke("slow-queries", *args)
+        assert result.exit_code == 2, result.stderr
         assert result.stderr.startswith("error: ") and message in result.stderr
         assert result.stderr.count("\n") == 1
-    result = run_cli("slow-queries", "--snapshot", snap, "--sort", "plan")
-    assert result.returncode == 6 and "track_planning" in result.stderr
-    result = run_cli("slow-queries", "--snapshot", snap, "--sort", "bogus")
-    assert result.returncode == 2
+    result = invoke("slow-queries", "--snapshot", snap, "--sort", "plan")
+    assert result.exit_code == 6 and "track_planning" in result.stderr
+    result = invoke("slow-queries", "--snapshot", snap, "--sort", "bogus")
+    assert result.exit_code == 2
 
 
 def test_the_sort_choice_is_the_orders_collect_knows() -> None:

@@ -9,6 +9,16 @@ from __future__ import annotations
 from enum import StrEnum
 
 
+class GroupBy(StrEnum):
+    """connections --by: what the sessions are grouped by (process titles carry no application_name,
+    so --ps offers all but APPLICATION)."""
+
+    APPLICATION = "application"
+    USER = "user"
+    DATABASE = "database"
+    CLIENT = "client"
+
+
 class Sort(StrEnum):
     """slow-queries --sort: the order of the statements (collect.statements.ORDER maps each to the
     column the server sorts by)."""

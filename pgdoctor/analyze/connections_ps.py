@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
+from pgdoctor.analyze import thresholds
 from pgdoctor.analyze.common import CLIENT_BACKEND
 from pgdoctor.analyze.connections import (
     ConnectionsReport,
@@ -19,7 +20,8 @@ from pgdoctor.analyze.connections import (
 )
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
 from pgdoctor.collect.connections import ActivityRow
-from pgdoctor.collect.ps import CAPACITY_DEFAULTS, PsBackend, PsData, PsServer
+from pgdoctor.collect.ps import PsBackend, PsData, PsServer
+from pgdoctor.collect.ps_config import CAPACITY_DEFAULTS
 from pgdoctor.collect.server import ServerInfo, SettingRow
 
 GROUP_BY = ("user", "database", "client")  # a title has no application_name
@@ -45,7 +47,7 @@ def state_of(activity: str | None) -> tuple[str | None, str | None]:
 def activity_row(backend: PsBackend) -> ActivityRow:
     """A backend as pg_stat_activity would show it, with what its title says and None for the rest.
 
-    >>> from pgdoctor.collect.ps import parse_title
+    >>> from pgdoctor.collect.ps_titles import parse_title
     >>> t = parse_title("postgres: app shop 10.0.0.7(51234) UPDATE waiting")
     >>> row = activity_row(PsBackend(4711, "", t))
     >>> (row.backend_type, row.usename, row.client_addr, row.state, row.wait_event_type, row.query)
@@ -120,11 +122,11 @@ def analyze_ps(
     data: PsData,
     *,
     by: str = "user",
-    # The same thresholds as over SQL (see pgdoctor.analyze.connections.analyze).
-    capacity_warn_pct: float = 80.0,
-    capacity_crit_pct: float = 95.0,
-    leak_min_idle: int = 10,
-    leak_share_pct: float = 25.0,
+    # The same thresholds as over SQL (pgdoctor.analyze.thresholds).
+    capacity_warn_pct: float = thresholds.CAPACITY_WARN_PCT,
+    capacity_crit_pct: float = thresholds.CAPACITY_CRIT_PCT,
+    leak_min_idle: int = thresholds.LEAK_MIN_IDLE,
+    leak_share_pct: float = thresholds.LEAK_SHARE_PCT,
 ) -> ConnectionsReport:
     """Classify, group and measure the backends found in the process list."""
     if by not in GROUP_BY:

@@ -1,137 +1,40 @@
-"""PgBouncer's pools, clients and server connections, against the limits that bound them. Pure functions.
+"""PgBouncer's pools, clients and server connections, against the limits that bound them: the finding
+rules, one function each, over the rows of pgdoctor.analyze.pgbouncer_rows. Pure functions.
 
-Every threshold is a module-level constant (the command's option defaults read them); the comments cite
-PgBouncer's documentation (https://www.pgbouncer.org/config.html, https://www.pgbouncer.org/usage.html).
+Every threshold is defined once in pgdoctor.analyze.thresholds (PGB_*), whose comments cite PgBouncer's
+documentation; the command's options default to the same constants.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from pgdoctor.analyze import thresholds
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
-
-if TYPE_CHECKING:  # the command imports this module for its option defaults: keep that import light
-    from pgdoctor.analyze.connections import ViaPgBouncer
-    from pgdoctor.collect.pgbouncer import ConnRow, DatabaseRow, PgBouncerData, PoolRow
-
-# query_wait_timeout (config.html): "Maximum time queries are allowed to spend waiting for execution. If
-# the query is not assigned to a server during that time, the client is disconnected." Default 120 s.
-# clients_waiting turns critical when the longest wait reaches this share of it: the next clients in the
-# queue are about to get errors.
-WAIT_CRIT_PCT = 50.0
-# With query_wait_timeout = 0 (disabled: clients wait forever) a wait this long is critical.
-WAIT_CRIT_S = 30.0
-# pool_mode = transaction (config.html, "Server is released back to pool after transaction finishes")
-# multiplexes only as well as transactions are short; a server connection held this long by one
-# transaction is reported (idle_transaction_timeout, when set, is the server-side bound; default 0 = off).
-SERVER_XACT_WARN_S = 5.0
-# max_client_conn (config.html): "Maximum number of client connections allowed"; past it PgBouncer
-# refuses new clients ("no more connections allowed").
-CLIENT_WARN_PCT = 80.0
-CLIENT_CRIT_PCT = 95.0
-# pool_mode = session (config.html): "Server is released back to pool after client disconnects": every
-# connected client of a pool holds a server connection; clients above this many per server slot queue.
-SESSION_CLIENTS_PER_SLOT = 1.0
-
-# The settings of SHOW CONFIG that bound the pools, in the report and the JSON.
-BOUNDING = (
-    "max_client_conn",
-    "default_pool_size",
-    "reserve_pool_size",
-    "reserve_pool_timeout",
-    "max_db_connections",
-    "max_user_connections",
-    "query_wait_timeout",
-    "server_idle_timeout",
-    "idle_transaction_timeout",
-    "pool_mode",
+from pgdoctor.analyze.pgbouncer_rows import (
+    ADMIN_DB,
+    BOUNDING,
+    ClientGroup,
+    Pool,
+    PostgresSide,
+    Server,
+    build_pool,
+    build_servers,
+    group_clients,
+    int_or,
+    is_own,
+    postgres_side,
 )
-ADMIN_DB = "pgbouncer"
+
 # After an edit of pgbouncer.ini, the admin console's RELOAD applies it (usage.html, "RELOAD: The
 # PgBouncer process will reload its configuration files and update changeable settings"); advice prints
 # it, pgdoctor never sends it.
 RELOAD_ADVICE = "run RELOAD; on the admin console (pgdoctor never runs it)"
 
-
-@dataclass(frozen=True)
-class Pool:
-    database: str
-    user: str
-    pool_mode: str
-    cl_active: int
-    cl_waiting: int
-    sv_active: int
-    sv_idle: int
-    sv_used: int
-    sv_tested: int
-    sv_login: int
-    maxwait_s: float
-    pool_size: int
-    reserve_pool: int
-    max_db_connections: int  # of the pool's database; 0 = unlimited
-    paused: bool
-    disabled: bool
-
-    @property
-    def name(self) -> str:
-        return f"{self.database}/{self.user}"
-
-    @property
-    def servers(self) -> int:
-        return self.sv_active + self.sv_idle + self.sv_used + self.sv_tested + self.sv_login
-
-
-@dataclass(frozen=True)
-class ClientGroup:
-    """Clients with one application_name from one address."""
-
-    application_name: str
-    addr: str
-    total: int
-    active: int
-    waiting: int
-    other: int
-    pools: tuple[str, ...]
-    longest_wait_s: float
-
-
-@dataclass(frozen=True)
-class Server:
-    """A server connection of PgBouncer, the client it serves now, and (with --postgres-dsn) its backend."""
-
-    pool: str
-    state: str
-    remote_pid: int | None
-    connect_age_s: float | None
-    request_age_s: float | None
-    client_addr: str | None
-    client_port: int | None
-    client_application_name: str | None
-    backend_state: str | None = None
-    xact_age_s: float | None = None
-
-    @property
-    def held_s(self) -> float | None:
-        """How long its current transaction has held it: the backend's transaction age when known, else
-        (an active server) at least the time since its last request."""
-        if self.state != "active":
-            return None
-        if self.xact_age_s is not None:
-            return self.xact_age_s
-        if self.backend_state is not None:  # the backend is known and is in no transaction
-            return None
-        return self.request_age_s
-
-
-@dataclass(frozen=True)
-class PostgresSide:
-    version: str
-    usable: int
-    clients: int
-    max_connections: int
+if TYPE_CHECKING:
+    from pgdoctor.collect.pgbouncer import DatabaseRow, PgBouncerData
 
 
 @dataclass(frozen=True)
@@ -148,102 +51,6 @@ class PgBouncerReport:
     findings: list[Finding] = field(default_factory=list)
 
 
-def _int(text: str | None, default: int = 0) -> int:
-    try:
-        return int(str(text).strip())
-    except (TypeError, ValueError):
-        return default
-
-
-def build_pool(row: PoolRow, db: DatabaseRow | None, config: dict[str, str]) -> Pool:
-    mode = row.pool_mode or (db.pool_mode if db else None) or config.get("pool_mode", "session")
-    size = db.pool_size if db is not None and db.pool_size is not None and db.pool_size >= 0 else None
-    reserve = db.reserve_pool if db is not None and db.reserve_pool is not None else None
-    return Pool(
-        database=row.database,
-        user=row.user,
-        pool_mode=mode,
-        cl_active=row.cl_active,
-        cl_waiting=row.cl_waiting,
-        sv_active=row.sv_active,
-        sv_idle=row.sv_idle,
-        sv_used=row.sv_used,
-        sv_tested=row.sv_tested,
-        sv_login=row.sv_login,
-        maxwait_s=round(row.maxwait_s, 3),
-        pool_size=size if size is not None else _int(config.get("default_pool_size"), 20),
-        reserve_pool=reserve if reserve is not None else _int(config.get("reserve_pool_size")),
-        max_db_connections=db.max_connections if db is not None else _int(config.get("max_db_connections")),
-        paused=bool(db.paused) if db is not None else False,
-        disabled=bool(db.disabled) if db is not None else False,
-    )
-
-
-def is_own(c: ConnRow, data: PgBouncerData) -> bool:
-    return c.database == ADMIN_DB and c.port == data.own_port and c.addr == data.own_addr
-
-
-def group_clients(clients: Iterable[ConnRow]) -> list[ClientGroup]:
-    groups: dict[tuple[str, str], list[ConnRow]] = {}
-    for c in clients:
-        key = (c.application_name or "", c.addr or "unix")
-        groups.setdefault(key, []).append(c)
-    out = [
-        ClientGroup(
-            application_name=app,
-            addr=addr,
-            total=len(members),
-            active=sum(1 for c in members if c.state == "active"),
-            waiting=sum(1 for c in members if c.state.startswith("waiting")),
-            other=sum(1 for c in members if c.state != "active" and not c.state.startswith("waiting")),
-            pools=tuple(sorted({f"{c.database}/{c.user}" for c in members})),
-            longest_wait_s=round(
-                max((c.wait_s for c in members if c.state.startswith("waiting")), default=0.0), 3
-            ),
-        )
-        for (app, addr), members in groups.items()
-    ]
-    return sorted(out, key=lambda g: (-g.total, g.application_name, g.addr))
-
-
-def build_servers(data: PgBouncerData) -> list[Server]:
-    clients = {c.ptr: c for c in data.clients}
-    backends = {a.pid: a for a in data.postgres.activity} if data.postgres is not None else {}
-    out = []
-    for s in data.servers:
-        client = clients.get(s.link or "") if s.link else None
-        backend = backends.get(s.remote_pid) if s.remote_pid is not None else None
-        out.append(
-            Server(
-                pool=f"{s.database}/{s.user}",
-                state=s.state,
-                remote_pid=s.remote_pid,
-                connect_age_s=s.connect_age_s,
-                request_age_s=s.request_age_s,
-                client_addr=client.addr if client else None,
-                client_port=client.port if client else None,
-                client_application_name=client.application_name if client else None,
-                backend_state=(backend.state or "") if backend is not None else None,
-                xact_age_s=backend.xact_age_s if backend is not None else None,
-            )
-        )
-    return out
-
-
-def postgres_side(data: PgBouncerData) -> PostgresSide | None:
-    if data.postgres is None:
-        return None
-    from pgdoctor.analyze.common import CLIENT_BACKEND
-    from pgdoctor.analyze.connections import backend_type_of, capacity_of
-
-    server = data.postgres.server
-    clients = sum(1 for a in data.postgres.activity if backend_type_of(a) == CLIENT_BACKEND)
-    cap = capacity_of(server, clients)
-    return PostgresSide(
-        version=server.version, usable=cap.usable, clients=clients, max_connections=cap.max_connections
-    )
-
-
 def _s(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 100 else f"{seconds:.0f} s"
 
@@ -252,7 +59,11 @@ def _s(seconds: float) -> str:
 
 
 def find_clients_waiting(
-    pool: Pool, query_wait_timeout_s: float, *, crit_pct: float = WAIT_CRIT_PCT, crit_s: float = WAIT_CRIT_S
+    pool: Pool,
+    query_wait_timeout_s: float,
+    *,
+    crit_pct: float = thresholds.PGB_WAIT_CRIT_PCT,
+    crit_s: float = thresholds.PGB_WAIT_CRIT_S,
 ) -> list[Finding]:
     if pool.cl_waiting <= 0:
         return []
@@ -299,7 +110,7 @@ def find_pool_full(pool: Pool) -> list[Finding]:
 
 
 def find_server_transactions_long(
-    pool: Pool, servers: list[Server], *, warn_s: float = SERVER_XACT_WARN_S
+    pool: Pool, servers: list[Server], *, warn_s: float = thresholds.PGB_SERVER_XACT_WARN_S
 ) -> list[Finding]:
     mine = [s for s in servers if s.pool == pool.name]
     known = any(s.backend_state is not None for s in mine)
@@ -355,8 +166,8 @@ def find_client_limit(
     clients: int,
     max_client_conn: int,
     *,
-    warn_pct: float = CLIENT_WARN_PCT,
-    crit_pct: float = CLIENT_CRIT_PCT,
+    warn_pct: float = thresholds.PGB_CLIENT_WARN_PCT,
+    crit_pct: float = thresholds.PGB_CLIENT_CRIT_PCT,
 ) -> list[Finding]:
     if max_client_conn <= 0:
         return []
@@ -477,7 +288,7 @@ def find_paused_disabled(dbs: list[DatabaseRow]) -> list[Finding]:
 
 
 def find_session_mode_many_clients(
-    pool: Pool, *, per_slot: float = SESSION_CLIENTS_PER_SLOT
+    pool: Pool, *, per_slot: float = thresholds.PGB_SESSION_CLIENTS_PER_SLOT
 ) -> list[Finding]:
     clients = pool.cl_active + pool.cl_waiting
     if pool.pool_mode != "session" or clients <= pool.pool_size * per_slot:
@@ -499,11 +310,11 @@ def find_session_mode_many_clients(
 def analyze(
     data: PgBouncerData,
     *,
-    wait_crit_pct: float = WAIT_CRIT_PCT,
-    wait_crit_s: float = WAIT_CRIT_S,
-    server_xact_warn_s: float = SERVER_XACT_WARN_S,
-    client_warn_pct: float = CLIENT_WARN_PCT,
-    client_crit_pct: float = CLIENT_CRIT_PCT,
+    wait_crit_pct: float = thresholds.PGB_WAIT_CRIT_PCT,
+    wait_crit_s: float = thresholds.PGB_WAIT_CRIT_S,
+    server_xact_warn_s: float = thresholds.PGB_SERVER_XACT_WARN_S,
+    client_warn_pct: float = thresholds.PGB_CLIENT_WARN_PCT,
+    client_crit_pct: float = thresholds.PGB_CLIENT_CRIT_PCT,
 ) -> PgBouncerReport:
     config = data.config
     dbs = {d.name: d for d in data.databases}
@@ -511,8 +322,8 @@ def analyze(
     clients = [c for c in data.clients if not is_own(c, data)]
     servers = build_servers(data)
     postgres = postgres_side(data)
-    max_client_conn = _int(config.get("max_client_conn"), 100)
-    query_wait_timeout = float(_int(config.get("query_wait_timeout"), 120))
+    max_client_conn = int_or(config.get("max_client_conn"), 100)
+    query_wait_timeout = float(int_or(config.get("query_wait_timeout"), 120))
     findings: list[Finding] = []
     for p in pools:
         findings += find_clients_waiting(p, query_wait_timeout, crit_pct=wait_crit_pct, crit_s=wait_crit_s)
@@ -523,7 +334,7 @@ def analyze(
     findings += find_client_limit(
         len(clients), max_client_conn, warn_pct=client_warn_pct, crit_pct=client_crit_pct
     )
-    findings += find_exceeds_postgres(pools, postgres, _int(config.get("max_user_connections")))
+    findings += find_exceeds_postgres(pools, postgres, int_or(config.get("max_user_connections")))
     findings += find_paused_disabled(data.databases)
     return PgBouncerReport(
         version=data.version,
@@ -537,23 +348,3 @@ def analyze(
         postgres_error=data.postgres_error,
         findings=sort_findings(findings),
     )
-
-
-def via_map(data: PgBouncerData) -> dict[int, ViaPgBouncer]:
-    """PostgreSQL backend pid -> the PgBouncer client its server connection serves now (SHOW SERVERS
-    remote_pid, link -> SHOW CLIENTS ptr); idle server connections map to their pool alone."""
-    from pgdoctor.analyze.connections import ViaPgBouncer
-
-    clients = {c.ptr: c for c in data.clients}
-    out = {}
-    for s in data.servers:
-        if s.remote_pid is None or s.remote_pid <= 0:
-            continue
-        client = clients.get(s.link) if s.link else None
-        out[s.remote_pid] = ViaPgBouncer(
-            pool=f"{s.database}/{s.user}",
-            client_addr=(client.addr or "unix") if client else None,
-            client_port=client.port if client else None,
-            application_name=client.application_name if client else None,
-        )
-    return out

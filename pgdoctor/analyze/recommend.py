@@ -108,7 +108,7 @@ def _same(value: str, row: FullSettingRow) -> bool:
     return aliases.get(value.lower(), value.lower()) == aliases.get(row.setting.lower(), row.setting.lower())
 
 
-def _num(rows: dict[str, FullSettingRow], name: str, default: float) -> float:
+def _setting_number(rows: dict[str, FullSettingRow], name: str, default: float) -> float:
     row = rows.get(name)
     try:
         return float(row.setting) if row else default
@@ -116,7 +116,7 @@ def _num(rows: dict[str, FullSettingRow], name: str, default: float) -> float:
         return default
 
 
-def _bytes(rows: dict[str, FullSettingRow], name: str) -> int:
+def _setting_bytes(rows: dict[str, FullSettingRow], name: str) -> int:
     row = rows.get(name)
     return (setting_bytes(row.setting, row.unit) or 0) if row else 0
 
@@ -153,16 +153,16 @@ def with_work_mem(computed: settings.Computed, work_mem_kb: int, before: MemoryC
 
 
 def current_memory(rows: dict[str, FullSettingRow], ram_bytes: int | None) -> memory.MemoryCheck:
-    av_mem = _bytes(rows, "autovacuum_work_mem") or _bytes(rows, "maintenance_work_mem")
+    av_mem = _setting_bytes(rows, "autovacuum_work_mem") or _setting_bytes(rows, "maintenance_work_mem")
     return memory.check(
         ram_bytes=ram_bytes,
-        shared_buffers_bytes=_bytes(rows, "shared_buffers"),
-        wal_buffers_bytes=_bytes(rows, "wal_buffers"),
-        work_mem_bytes=_bytes(rows, "work_mem"),
-        hash_mem_multiplier=_num(rows, "hash_mem_multiplier", 1.0),
-        max_connections=int(_num(rows, "max_connections", 100)),
-        max_parallel_workers=int(_num(rows, "max_parallel_workers", 8)),
-        autovacuum_workers=int(_num(rows, "autovacuum_max_workers", 3)),
+        shared_buffers_bytes=_setting_bytes(rows, "shared_buffers"),
+        wal_buffers_bytes=_setting_bytes(rows, "wal_buffers"),
+        work_mem_bytes=_setting_bytes(rows, "work_mem"),
+        hash_mem_multiplier=_setting_number(rows, "hash_mem_multiplier", 1.0),
+        max_connections=int(_setting_number(rows, "max_connections", 100)),
+        max_parallel_workers=int(_setting_number(rows, "max_parallel_workers", 8)),
+        autovacuum_workers=int(_setting_number(rows, "autovacuum_max_workers", 3)),
         autovacuum_mem_bytes=av_mem,
     )
 
@@ -327,7 +327,7 @@ def analyze(
         max_connections=inputs.max_connections,
         pgbouncer=True if bouncer is not None else inputs.pgbouncer,
         databases=inputs.databases,
-        reserved_connections=int(_num(rows, "reserved_connections", 0)) if pg_major >= 16 else 0,
+        reserved_connections=int(_setting_number(rows, "reserved_connections", 0)) if pg_major >= 16 else 0,
     )
     if bouncer is not None and inputs.pgbouncer is None:
         plan = replace(plan, pgbouncer_reason=f"PgBouncer sized: one is running ({bouncer.version})")
@@ -345,7 +345,7 @@ def analyze(
         superuser_reserved=plan.superuser_reserved,
         build=build,
     )
-    hash_mult = _num(rows, "hash_mem_multiplier", 2.0 if pg_major >= 15 else 1.0)
+    hash_mult = _setting_number(rows, "hash_mem_multiplier", 2.0 if pg_major >= 15 else 1.0)
     computed, mem = fit_memory(computed, inputs, plan, hash_mult)
     findings: list[Finding] = list(plan.findings)
     if mem is not None:

@@ -74,7 +74,7 @@ def blocks_text(blocks: int) -> str:
     return f"{size:.3g}TB"
 
 
-def _pct(part: float, whole: float) -> float | None:
+def _share_pct(part: float, whole: float) -> float | None:
     return round(100.0 * part / whole, 2) if whole > 0 else None
 
 
@@ -121,7 +121,7 @@ def to_statement(rank: int, row: StatementRow, all_exec_ms: float, plan_tracked:
         mean_plan_ms=plan_ms / row.plans if plan_ms is not None and row.plans else None,
         rows=row.rows,
         rows_per_call=round(row.rows / row.calls, 2) if row.calls else None,
-        pct_total=_pct(row.total_exec_ms, all_exec_ms) if row.toplevel else None,
+        pct_total=_share_pct(row.total_exec_ms, all_exec_ms) if row.toplevel else None,
         hit_ratio=hit_ratio(row.shared_blks_hit, row.shared_blks_read),
         shared_blks_hit=row.shared_blks_hit,
         shared_blks_read=row.shared_blks_read,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from pgdoctor.analyze import thresholds as t
+from pgdoctor.analyze.choices import GroupBy
 from pgdoctor.errors import ExitCode, PgDoctorError
 from pgdoctor.options import (
     DsnOpt,
@@ -25,13 +26,6 @@ from pgdoctor.options import (
 from pgdoctor.render.formats import Format
 
 
-class By(StrEnum):
-    APPLICATION = "application"
-    USER = "user"
-    DATABASE = "database"
-    CLIENT = "client"
-
-
 def connections(
     dsn: DsnOpt = None,
     snapshot: SnapshotOpt = None,
@@ -39,7 +33,7 @@ def connections(
     timeout: TimeoutOpt = 5.0,
     fail_on: FailOnOpt = FailOn.NEVER,
     by: Annotated[
-        By | None,
+        GroupBy | None,
         typer.Option(
             "--by",
             help="Group sessions by this. Default: application (user with --ps).",
@@ -51,21 +45,31 @@ def connections(
     full: FullOpt = False,
     capacity_warn_pct: Annotated[
         float, typer.Option(help="Warn when this % of usable slots is used.")
-    ] = 80.0,
-    capacity_crit_pct: Annotated[float, typer.Option(help="Critical at this % of usable slots.")] = 95.0,
+    ] = t.CAPACITY_WARN_PCT,
+    capacity_crit_pct: Annotated[
+        float, typer.Option(help="Critical at this % of usable slots.")
+    ] = t.CAPACITY_CRIT_PCT,
     idle_xact_warn: Annotated[
         float, typer.Option(help="Seconds idle in transaction before a warning.")
-    ] = 60.0,
+    ] = t.IDLE_XACT_WARN_S,
     idle_xact_crit: Annotated[
         float, typer.Option(help="Seconds idle in transaction before critical.")
-    ] = 600.0,
-    leak_min_idle: Annotated[int, typer.Option(help="Idle connections of one app that may be a leak.")] = 10,
-    leak_share_pct: Annotated[float, typer.Option(help="...or that take this % of usable slots.")] = 25.0,
+    ] = t.IDLE_XACT_CRIT_S,
+    leak_min_idle: Annotated[
+        int, typer.Option(help="Idle connections of one app that may be a leak.")
+    ] = t.LEAK_MIN_IDLE,
+    leak_share_pct: Annotated[
+        float, typer.Option(help="...or that take this % of usable slots.")
+    ] = t.LEAK_SHARE_PCT,
     leak_idle_age: Annotated[
         float, typer.Option(help="Seconds idle after which a connection looks leaked.")
-    ] = 600.0,
-    blocked_crit: Annotated[float, typer.Option(help="Seconds waiting on a lock before critical.")] = 60.0,
-    xmin_warn: Annotated[float, typer.Option(help="Seconds a transaction may hold back xmin.")] = 3600.0,
+    ] = t.LEAK_IDLE_S,
+    blocked_crit: Annotated[
+        float, typer.Option(help="Seconds waiting on a lock before critical.")
+    ] = t.BLOCKED_CRIT_S,
+    xmin_warn: Annotated[
+        float, typer.Option(help="Seconds a transaction may hold back xmin.")
+    ] = t.XMIN_WARN_S,
     ps: Annotated[
         bool,
         typer.Option(
@@ -89,19 +93,20 @@ def connections(
     if data_dir is not None and not ps:
         raise PgDoctorError("--data-dir goes with --ps", ExitCode.USAGE)
     if ps:
-        from pgdoctor.analyze.connections_ps import GROUP_BY, analyze_ps
-        from pgdoctor.collect.ps import collect_ps, port_of
+        from pgdoctor.analyze.connections_ps import analyze_ps
+        from pgdoctor.collect.ps_proc import collect_ps, port_of
 
         if snapshot is not None:
             raise PgDoctorError("give either --ps or --snapshot, not both", ExitCode.USAGE)
-        if by is By.APPLICATION:
+        if by is GroupBy.APPLICATION:
+            others = "|".join(g for g in GroupBy if g is not GroupBy.APPLICATION)
             raise PgDoctorError(
-                f"process titles carry no application_name: use --by {'|'.join(GROUP_BY)}", ExitCode.USAGE
+                f"process titles carry no application_name: use --by {others}", ExitCode.USAGE
             )
         port = None if data_dir is not None else port_of(dsn)
         ps_report = analyze_ps(
             collect_ps(port, data_dir),
-            by=(by or By.USER).value,
+            by=(by or GroupBy.USER).value,
             capacity_warn_pct=capacity_warn_pct,
             capacity_crit_pct=capacity_crit_pct,
             leak_min_idle=leak_min_idle,
@@ -122,7 +127,7 @@ def connections(
     if pgbouncer_dsn:
         # Three layers: each backend that is a PgBouncer server connection, with the client it serves
         # now (read right after the backends, so the two views are as close in time as can be).
-        from pgdoctor.analyze.pgbouncer import via_map
+        from pgdoctor.analyze.pgbouncer_rows import via_map
         from pgdoctor.collect.pgbouncer import collect_pgbouncer
 
         if snapshot is not None:
@@ -130,7 +135,7 @@ def connections(
         via = via_map(collect_pgbouncer(pgbouncer_dsn, timeout))
     report = analyze(
         data,
-        by=(by or By.APPLICATION).value,
+        by=(by or GroupBy.APPLICATION).value,
         capacity_warn_pct=capacity_warn_pct,
         capacity_crit_pct=capacity_crit_pct,
         idle_xact_warn_s=idle_xact_warn,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from pgdoctor.analyze import pgbouncer as rules
+from pgdoctor.analyze import thresholds as t
 from pgdoctor.errors import ExitCode, PgDoctorError
 from pgdoctor.options import (
     DsnOpt,
@@ -31,19 +31,19 @@ def pgbouncer(
     postgres_dsn: PostgresDsnOpt = None,
     wait_crit_pct: Annotated[
         float, typer.Option(help="clients_waiting is critical at this % of query_wait_timeout.")
-    ] = rules.WAIT_CRIT_PCT,
+    ] = t.PGB_WAIT_CRIT_PCT,
     wait_crit: Annotated[
         float, typer.Option(help="...or, with query_wait_timeout = 0, after this many seconds.")
-    ] = rules.WAIT_CRIT_S,
+    ] = t.PGB_WAIT_CRIT_S,
     server_xact_warn: Annotated[
         float, typer.Option(help="Seconds a transaction may hold a server connection.")
-    ] = rules.SERVER_XACT_WARN_S,
+    ] = t.PGB_SERVER_XACT_WARN_S,
     client_warn_pct: Annotated[
         float, typer.Option(help="Warn at this % of max_client_conn.")
-    ] = rules.CLIENT_WARN_PCT,
+    ] = t.PGB_CLIENT_WARN_PCT,
     client_crit_pct: Annotated[
         float, typer.Option(help="Critical at this % of max_client_conn.")
-    ] = rules.CLIENT_CRIT_PCT,
+    ] = t.PGB_CLIENT_CRIT_PCT,
 ) -> None:
     """PgBouncer's pools: clients waiting, full pools, long transactions holding server connections.
 

@@ -41,7 +41,9 @@ def capacity_line(report: ConnectionsReport) -> Text:
     reserved = f"superuser_reserved_connections {cap.superuser_reserved_connections}"
     if report.server.major >= 16:
         reserved += f", reserved_connections {cap.reserved_connections}"
-    style = "bold red" if cap.slots_left == 0 else ("yellow" if cap.usage_pct >= 80 else "green")
+    # highlighted as the analysis judged it (its --capacity-warn-pct), not by a threshold of its own
+    saturated = any(f.code == "capacity" for f in report.findings)
+    style = "bold red" if cap.slots_left == 0 else ("yellow" if saturated else "green")
     return Text(
         [
             f"Capacity: {cap.clients} of {cap.usable} usable slots in use ({cap.usage_pct:g}%), "

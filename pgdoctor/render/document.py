@@ -13,10 +13,16 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pgdoctor.analyze.findings import Finding
 from pgdoctor.render.formats import Format
+
+if TYPE_CHECKING:  # rich is imported only to draw a table
+    from rich.console import Console
+    from rich.table import Table as RichTable
+    from rich.text import Text as RichText
+    from rich.tree import Tree as RichTree
 
 
 @dataclass(frozen=True)
@@ -244,125 +250,152 @@ def _tree_lines(node: Node, depth: int, markdown: bool) -> list[str]:
     return lines
 
 
-def _tabulated(doc: Document, *, markdown: bool) -> str:
+def _tabulated_table(section: Table, *, markdown: bool) -> str:
+    """One table's text: markdown, tabulate's `simple`, or its fast equivalent for long tables."""
     from tabulate import tabulate
 
+    if not section.rows:
+        return "(none)"
+    cells = [[text_of(c) for c in row] for row in section.rows]
+    headers = [safe(c.header) for c in section.columns]
+    aligns = [c.align for c in section.columns]
+    if markdown:
+        return markdown_table(cells, headers, aligns)
+    if len(cells) > TABULATE_MAX_ROWS:
+        return simple_table(cells, headers, aligns)
+    return str(tabulate(cells, headers=headers, tablefmt="simple", colalign=aligns, disable_numparse=True))
+
+
+def _tabulated_section(section: Section, *, markdown: bool) -> list[str]:
+    """One section's parts (title, body, caption) as text, plain or markdown."""
     own = markdown_safe if markdown else safe  # text that may carry names from the server
-    parts: list[str] = []
     heading = "## " if markdown else ""
+    if isinstance(section, Text):
+        return ["\n".join(own(line) for line in section.lines)]
+    parts = [f"{heading}{own(section.title)}"] if section.title else []
+    if isinstance(section, Table):
+        parts.append(_tabulated_table(section, markdown=markdown))
+        if section.caption:
+            parts.append(own(section.caption))
+    else:
+        lines = [line for root in section.roots for line in _tree_lines(root, 0, markdown)]
+        parts.append("\n".join(lines) if lines else "(none)")
+    return parts
+
+
+def _tabulated_findings(findings: list[Finding], *, markdown: bool) -> str:
+    if not findings:
+        return "no findings"
+    if markdown:
+        return "\n".join(f"- {chr(10).join(map(markdown_safe, finding_lines(f)))}" for f in findings)
+    return "\n".join(safe(line) for f in findings for line in finding_lines(f))
+
+
+def _tabulated(doc: Document, *, markdown: bool) -> str:
+    parts: list[str] = []
     if doc.title:
-        parts.append(f"# {own(doc.title)}" if markdown else safe(doc.title))
+        parts.append(f"# {markdown_safe(doc.title)}" if markdown else safe(doc.title))
     for section in doc.sections:
-        if isinstance(section, Table):
-            if section.title:
-                parts.append(f"{heading}{own(section.title)}")
-            if section.rows:
-                cells = [[text_of(c) for c in row] for row in section.rows]
-                headers = [safe(c.header) for c in section.columns]
-                aligns = [c.align for c in section.columns]
-                if markdown:
-                    parts.append(markdown_table(cells, headers, aligns))
-                elif len(cells) > TABULATE_MAX_ROWS:
-                    parts.append(simple_table(cells, headers, aligns))
-                else:
-                    parts.append(
-                        tabulate(
-                            cells, headers=headers, tablefmt="simple", colalign=aligns, disable_numparse=True
-                        )
-                    )
-            else:
-                parts.append("(none)")
-            if section.caption:
-                parts.append(own(section.caption))
-        elif isinstance(section, Trees):
-            if section.title:
-                parts.append(f"{heading}{own(section.title)}")
-            lines = [line for root in section.roots for line in _tree_lines(root, 0, markdown)]
-            parts.append("\n".join(lines) if lines else "(none)")
-        else:
-            parts.append("\n".join(own(line) for line in section.lines))
+        parts.extend(_tabulated_section(section, markdown=markdown))
     if doc.show_findings:
-        parts.append(f"{heading}Findings")
-        if doc.findings:
-            if markdown:
-                parts.append("\n".join(f"- {chr(10).join(map(own, finding_lines(f)))}" for f in doc.findings))
-            else:
-                parts.append("\n".join(own(line) for f in doc.findings for line in finding_lines(f)))
-        else:
-            parts.append("no findings")
+        parts.append(f"{'## ' if markdown else ''}Findings")
+        parts.append(_tabulated_findings(doc.findings, markdown=markdown))
     return "\n\n".join(parts) + "\n"
 
 
-def _rich(doc: Document, out: IO[str]) -> None:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table as RichTable
+# RichText is never parsed for markup ([bold] in a query stays text); `safe` escapes control characters
+
+
+def _rich_cell(cell: Cell) -> RichText:
     from rich.text import Text as RichText
+
+    if isinstance(cell, Styled):
+        return RichText(safe(cell.text), style=cell.style)
+    return RichText(text_of(cell))
+
+
+def _rich_line(text: str, style: str = "") -> RichText:
+    from rich.text import Text as RichText
+
+    return RichText(safe(text), style=style)
+
+
+def _rich_table(section: Table) -> RichTable:
+    from rich import box
+    from rich.table import Table as RichTable
+
+    table = RichTable(
+        title=_rich_line(section.title) if section.title else None,
+        title_justify="left",
+        title_style="bold",
+        box=box.SIMPLE_HEAD,
+        caption=_rich_line(section.caption) if section.caption else None,
+        caption_justify="left",
+    )
+    for i, col in enumerate(section.columns):
+        # the first column names the row: never truncate it, squeeze the figures instead
+        widest = max((len(text_of(r[i])) for r in section.rows[:RICH_MAX_ROWS]), default=0)
+        table.add_column(
+            _rich_line(col.header),
+            justify="right" if col.align == "right" else "left",
+            no_wrap=i == 0,
+            min_width=min(widest, 40) if i == 0 else None,
+        )
+    for row in section.rows[:RICH_MAX_ROWS]:
+        table.add_row(*(_rich_cell(c) for c in row))
+    return table
+
+
+def _rich_tree(root: Node) -> RichTree:
     from rich.tree import Tree as RichTree
 
-    console = Console(file=out, highlight=False, soft_wrap=False, no_color="NO_COLOR" in os.environ)
-
-    # RichText is never parsed for markup ([bold] in a query stays text); `safe` escapes control characters
-    def rich_cell(cell: Cell) -> RichText:
-        if isinstance(cell, Styled):
-            return RichText(safe(cell.text), style=cell.style)
-        return RichText(text_of(cell))
-
-    def line(text: str, style: str = "") -> RichText:
-        return RichText(safe(text), style=style)
-
     def add(tree: RichTree, node: Node) -> None:
-        branch = tree.add(rich_cell(node.label))
+        branch = tree.add(_rich_cell(node.label))
         for child in node.children:
             add(branch, child)
 
-    if doc.title:
-        console.print(line(doc.title, "bold"))
-    for section in doc.sections:
-        if isinstance(section, Table):
-            table = RichTable(
-                title=line(section.title) if section.title else None,
-                title_justify="left",
-                title_style="bold",
-                box=box.SIMPLE_HEAD,
-                caption=line(section.caption) if section.caption else None,
-                caption_justify="left",
+    tree = RichTree(_rich_cell(root.label))
+    for child in root.children:
+        add(tree, child)
+    return tree
+
+
+def _rich_section(console: Console, section: Section) -> None:
+    from rich.text import Text as RichText
+
+    if isinstance(section, Table):
+        console.print(_rich_table(section))
+        hidden = len(section.rows) - RICH_MAX_ROWS
+        if hidden > 0:
+            console.print(
+                RichText(f"… {hidden} more rows not drawn; --format plain, csv or json lists them all")
             )
-            for i, col in enumerate(section.columns):
-                # the first column names the row: never truncate it, squeeze the figures instead
-                widest = max((len(text_of(r[i])) for r in section.rows[:RICH_MAX_ROWS]), default=0)
-                table.add_column(
-                    line(col.header),
-                    justify="right" if col.align == "right" else "left",
-                    no_wrap=i == 0,
-                    min_width=min(widest, 40) if i == 0 else None,
-                )
-            for row in section.rows[:RICH_MAX_ROWS]:
-                table.add_row(*(rich_cell(c) for c in row))
-            console.print(table)
-            hidden = len(section.rows) - RICH_MAX_ROWS
-            if hidden > 0:
-                console.print(
-                    RichText(f"… {hidden} more rows not drawn; --format plain, csv or json lists them all")
-                )
-        elif isinstance(section, Trees):
-            if section.title:
-                console.print(line(section.title, "bold"))
-            if not section.roots:
-                console.print("(none)")
-            for root in section.roots:
-                tree = RichTree(rich_cell(root.label))
-                for child in root.children:
-                    add(tree, child)
-                console.print(tree)
-        else:
-            console.print(RichText("\n".join(map(safe, section.lines)), style=section.style))
+    elif isinstance(section, Trees):
+        if section.title:
+            console.print(_rich_line(section.title, "bold"))
+        if not section.roots:
+            console.print("(none)")
+        for root in section.roots:
+            console.print(_rich_tree(root))
+    else:
+        console.print(RichText("\n".join(map(safe, section.lines)), style=section.style))
+
+
+def _rich(doc: Document, out: IO[str]) -> None:
+    from rich.console import Console
+    from rich.text import Text as RichText
+
+    console = Console(file=out, highlight=False, soft_wrap=False, no_color="NO_COLOR" in os.environ)
+    if doc.title:
+        console.print(_rich_line(doc.title, "bold"))
+    for section in doc.sections:
+        _rich_section(console, section)
     if doc.show_findings:
         console.print(RichText("Findings", style="bold"))
         if not doc.findings:
             console.print(RichText("no findings", style="green"))
         for f in doc.findings:
             head, *rest = finding_lines(f)
-            console.print(line(head, SEVERITY_STYLE[f.severity.value]))
+            console.print(_rich_line(head, SEVERITY_STYLE[f.severity.value]))
             for text in rest:
-                console.print(line(text))
+                console.print(_rich_line(text))

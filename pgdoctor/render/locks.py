@@ -85,7 +85,7 @@ def waiter_label(node: TreeNode, w: Waiter | None, width: int) -> Cell:
     return Styled(text, "dim" if not w.shown else WAIT_STYLE)
 
 
-def _who(pids: tuple[int, ...], report: LocksReport) -> str:
+def _waiters_named(pids: tuple[int, ...], report: LocksReport) -> str:
     if len(pids) > 4:
         return f"pids {pid_list(list(pids))}"
     return ", ".join(f"pid {p} {report.waiter_index[p].application_name or '(none)'}" for p in pids)
@@ -100,11 +100,20 @@ def _below(node: TreeNode, report: LocksReport, width: int) -> list[Node]:
     below = [tree_node(c, report, width) for c in node.children]
     if node.also_blocks:
         below.append(
-            Node(Styled(f"also blocks {_who(node.also_blocks, report)} (drawn in full elsewhere)", "dim"))
+            Node(
+                Styled(
+                    f"also blocks {_waiters_named(node.also_blocks, report)} (drawn in full elsewhere)", "dim"
+                )
+            )
         )
     if node.cycle_to:
         below.append(
-            Node(Styled(f"blocks {_who(node.cycle_to, report)}, further up this branch: a cycle", ROOT_STYLE))
+            Node(
+                Styled(
+                    f"blocks {_waiters_named(node.cycle_to, report)}, further up this branch: a cycle",
+                    ROOT_STYLE,
+                )
+            )
         )
     return below
 

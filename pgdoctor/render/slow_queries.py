@@ -20,15 +20,15 @@ SORT_HEADER = {
 }
 
 
-def _num(value: float | None, digits: int = 2) -> str:
+def _fixed(value: float | None, digits: int = 2) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
-def _pct(value: float | None) -> str:
+def _pct_text(value: float | None) -> str:
     return "" if value is None else f"{value:.1f}"
 
 
-def _ratio(value: float | None) -> str:
+def _ratio_pct_text(value: float | None) -> str:
     return "" if value is None else f"{value * 100:.1f}"
 
 
@@ -93,16 +93,16 @@ def statements_table(report: SlowQueriesReport, full: bool) -> Table:
             s.user,
             s.database,
             s.calls,
-            _num(s.total_ms),
-            _num(s.mean_ms, 3),
+            _fixed(s.total_ms),
+            _fixed(s.mean_ms, 3),
         ]
         if report.plan_tracked:
-            row.append(_num(s.plan_ms))
-        hit = _ratio(s.hit_ratio)
+            row.append(_fixed(s.plan_ms))
+        hit = _ratio_pct_text(s.hit_ratio)
         low_hit = report.thresholds.low_hit(s.hit_ratio, s.shared_blks_read)
         row += [
-            _pct(s.pct_total),
-            _num(s.rows_per_call),
+            _pct_text(s.pct_total),
+            _fixed(s.rows_per_call),
             Styled(hit, "yellow") if low_hit else hit,
             s.shared_blks_read,
             Styled(str(s.temp_blks_written), "yellow") if s.temp_blks_written else 0,

@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from pgdoctor.analyze.findings import Finding, Severity
+from pgdoctor.analyze.pgbouncer_rows import ADMIN_DB
 from pgdoctor.analyze.sizing.pools import AppSpec, PgBouncerPlan, pgbouncer_values
 from pgdoctor.collect.connections import ConnectionsData
 from pgdoctor.collect.pgbouncer import DatabaseRow, PgBouncerData, PoolRow
@@ -39,7 +40,6 @@ START_ONLY = frozenset(
         "user",
     }
 )
-ADMIN_DB = "pgbouncer"  # the admin console's database: not a pool of the applications
 # the [pgbouncer] key each per-database value of SHOW DATABASES (a [databases] entry's parameter) falls
 # back to
 DATABASE_KEYS = {
