@@ -118,6 +118,12 @@ class Database:
         rows = self._read(sql, params, None)
         return None if not rows else rows[0][0]
 
+    def tuples(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Run one query in a transaction of its own and return plain tuples (a sampling loop's hot read)."""
+        return self._read(sql, params, None)
+
     def sleep(self, seconds: float) -> None:
         """Wait without letting idle_session_timeout end the session: a cheap read before it would."""
         import time
