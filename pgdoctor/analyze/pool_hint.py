@@ -8,14 +8,17 @@ from collections import defaultdict
 
 from pgdoctor.analyze.connections import ConnectionsReport, Session
 from pgdoctor.analyze.findings import Finding, Severity
-from pgdoctor.analyze.sample import SATURATED_MIN_CONNECTIONS, pool_match
+from pgdoctor.analyze.sample import pool_match
 
 BUSY = ("active", "idle_in_transaction", "idle_in_transaction_aborted", "blocked")
+# The smallest ceiling per client address the hint names: SQLAlchemy's default pool_size. Fewer busy
+# sessions are as likely a handful of threads each holding its one connection.
+HINT_MIN_CONNECTIONS = 5
 
 
 def likely_saturated(report: ConnectionsReport) -> list[Finding]:
     """`app_pool_saturated_likely`: every session of an application busy, none idle, the same count from
-    every client address (at least SATURATED_MIN_CONNECTIONS each), while the server has free slots."""
+    every client address (at least HINT_MIN_CONNECTIONS each), while the server has free slots."""
     if report.capacity.slots_left <= 0:
         return []
     apps: dict[str, list[Session]] = defaultdict(list)
@@ -30,7 +33,7 @@ def likely_saturated(report: ConnectionsReport) -> list[Finding]:
         for s in members:
             per_client[s.client] += 1
         counts = set(per_client.values())
-        if len(counts) != 1 or min(counts) < SATURATED_MIN_CONNECTIONS:
+        if len(counts) != 1 or min(counts) < HINT_MIN_CONNECTIONS:
             continue
         each = counts.pop()
         match = pool_match(each)

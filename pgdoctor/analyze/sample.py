@@ -27,8 +27,9 @@ PLATEAU_SHARE = 0.8
 # "(Almost) never idle": at most this share of the unit's session time idle. A pooled connection that is
 # returned waits idle for the next request; a pool whose requests queue hands it on at once.
 SATURATED_IDLE_SHARE = 0.05
-# A pool smaller than this is not reported as saturated (one or two connections are a script or a job).
-SATURATED_MIN_CONNECTIONS = 3
+# A pool smaller than this is not reported as saturated: SQLAlchemy's default pool_size. A handful of
+# busy connections is as likely a handful of worker threads, each holding its one connection, all busy.
+SATURATED_MIN_CONNECTIONS = 5
 # slow_work_in_transaction: transactions idle in transaction for at least this share of their time,
 # with a typical idle gap of at least SLOW_WORK_MIN_GAP_S (an ORM's own gaps between statements last
 # milliseconds), in at least SLOW_WORK_MIN_XACTS transactions. Independent of --idle-xact-warn: a 2-10 s
@@ -39,8 +40,8 @@ SLOW_WORK_MIN_GAP_S = 1.0
 SLOW_WORK_MIN_XACTS = 2
 # Known pool ceilings per process, as they show from the server (largest first: 45 = 3 x 15).
 KNOWN_POOLS = (
-    (15, "SQLAlchemy's default pool (pool_size=5 + max_overflow=10), also Flask-SQLAlchemy's"),
-    (10, "asyncpg's default create_pool(max_size=10)"),
+    (15, "SQLAlchemy's default pool (5 + 10)"),  # pool_size=5, max_overflow=10; Flask-SQLAlchemy's too
+    (10, "asyncpg's default pool (max_size=10)"),
 )
 # Headroom on a pool sized from measured demand (Little's law gives the mean; bursts need more).
 HEADROOM = 1.5
@@ -385,7 +386,7 @@ class SampleAnalysis:
         seen_rate = len(durations) / window if window else 0.0
         rate, source = seen_rate, "seen"
         alone = [d for d in unit.databases if units_per_db.get(d) == 1 and d in db_rates]
-        if alone and len(alone) == len(unit.databases):
+        if alone and len(alone) == len(unit.databases) and busy > 0:
             db_rate = sum(db_rates[d] for d in alone)
             if db_rate >= seen_rate:
                 rate, source = db_rate, "pg_stat_database"
@@ -438,7 +439,7 @@ def pool_match(held: int) -> str | None:
     for size, name in KNOWN_POOLS:
         if held >= size and held % size == 0:
             processes = held // size
-            return name if processes == 1 else f"{processes} processes x {size}: {name}"
+            return name if processes == 1 else f"{processes} processes x {size}, {name}"
     return None
 
 
@@ -515,9 +516,9 @@ def saturated(g: SampleGroup, slots_left: int) -> Finding | None:
     message = (
         f"{g.held_max} connections held from {g.client} for {g.plateau_share:.0%} of the sample "
         f"(between {g.held_min} and {g.held_max}), idle {g.time_share.get('idle', 0.0):.0%} of the time"
-        f"{'' if g.ever_idle else ', never idle'}: every connection of the pool is checked out, so "
-        f"further requests wait inside the application's pool, while the server had {slots_left} "
-        f"slot(s) free{match}; {demand}"
+        f"{'' if g.ever_idle else ', never idle'}: every connection is checked out, so further "
+        f"requests wait inside the application (in its pool, or for a worker thread), while the server "
+        f"had {slots_left} slot(s) free{match}; {demand}"
     )
     iit = g.time_share.get("idle_in_transaction", 0.0)
     busy_share = sum(g.time_share.get(c, 0.0) for c in BUSY)
@@ -528,9 +529,9 @@ def saturated(g: SampleGroup, slots_left: int) -> Finding | None:
             "transaction, and a bigger pool only moves the queue to PostgreSQL"
         )
         serves = (
-            f": with transactions of {duration(active_mean)} instead of {duration(mean)} the same "
-            f"{per_process} connections per process serve {per_process / active_mean:.0f} transactions/s "
-            f"instead of {per_process / mean:.1f}"
+            f": the transactions' own work takes {duration(active_mean)} of their {duration(mean)}, so "
+            f"each request would hold its connection {mean / active_mean:.0f}x shorter and the same "
+            f"{per_process} connections per process would carry the load"
             if mean and active_mean and active_mean > 0
             else ""
         )

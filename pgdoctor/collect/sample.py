@@ -114,8 +114,8 @@ class Sampler:
         return str(self.db.scalar("SELECT current_database()::text"))
 
     def tick(self, force_xacts: bool = False) -> Tick:
-        since = -1e12 if self.last_at is None else self.last_at - NEW_MARGIN_S
-        rows = self.db.tuples(self.tick_sql, [since, sorted(self.ask_again)])
+        since = 0.0 if self.last_at is None else self.last_at - NEW_MARGIN_S
+        rows = self.db.tuples(self.tick_sql, {"since": since, "ask": sorted(self.ask_again)})
         self.reads += 1
         at = float(rows[0][0])
         new: list[SessionSeen] = []
@@ -127,6 +127,10 @@ class Sampler:
             if pid is None:
                 continue
             now = (state, bool(blocked), xact_start, state_change)
+            if start is not None and dat is None:
+                # still authenticating (PostgreSQL 18 shows such backends): who it is comes later
+                ask_again.add(pid)
+                continue
             if start is not None and self.starts.get(pid) != start:
                 # a session not seen before (or a new one with a reused pid): who it is, and its state
                 self.starts[pid] = start
