@@ -128,7 +128,8 @@ def main() -> None:
         print(f"PostgreSQL {args.version}, {args.sessions} client sessions, {args.ticks} reads each")
         print(
             f"server, mean per read: prelude {cost['prelude_ms']:.3f} ms, "
-            f"tick query {cost['tick_ms']:.3f} ms, pg_stat_database {cost['xacts_ms']:.3f} ms (every 10th tick)"
+            f"tick query {cost['tick_ms']:.3f} ms, "
+            f"pg_stat_database {cost['xacts_ms']:.3f} ms (every 10th tick)"
         )
         print(
             f"one tick {cost['tick_total_ms']:.3f} ms vs bare `{BARE}` {cost['bare_ms']:.3f} ms: "

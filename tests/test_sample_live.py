@@ -336,3 +336,37 @@ def test_text_report(incident: Incident) -> None:
         assert label in result.stdout
     assert "app_pool_saturated" in result.stdout
     assert "application_name" in result.stdout  # how to set it, for the sessions without one
+
+
+def _on_terminal(args: list[str]) -> tuple[int, str]:
+    """Run pgdoctor with stdout and stderr on a pseudo-terminal; what the terminal got."""
+    import pty
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "150", "TERM": "xterm"}
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "pgdoctor", *args], stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the child closed its side
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return proc.wait(timeout=60), b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_progress_bar_only_on_a_terminal(pg: Cluster) -> None:
+    rc, shown = _on_terminal(["connections", "-d", pg.dsn(), "--sample", "1.5s"])
+    assert rc == 0, shown
+    assert "sampling" in shown and "sessions" in shown  # the bar, with what was seen so far
+    rc, shown = _on_terminal(["connections", "-d", pg.dsn(), "--sample", "1s", "-f", "json"])
+    assert rc == 0, shown
+    assert "sampling" not in shown
+    assert json.loads(shown)["source"] == "sample"
+    piped = run_cli("connections", "-d", pg.dsn(), "--sample", "1s")
+    assert piped.returncode == 0 and piped.stderr == ""
