@@ -56,12 +56,10 @@ def server_cost(pg: Cluster, ticks: int) -> dict[str, float]:
     from pgdoctor.db import connect
 
     pg.sql("SELECT pg_stat_statements_reset()")
-    with connect(pg.dsn(), 5.0) as db:
+    with connect(pg.dsn(), 5.0) as db, psycopg.connect(pg.dsn(), autocommit=True) as conn:
         sampler = Sampler(db)
-        for _ in range(ticks):
+        for _ in range(ticks):  # interleaved, so both see the same server and the same load
             sampler.tick(force_xacts=True)  # every tick reads the counters too: scaled below
-    with psycopg.connect(pg.dsn(), autocommit=True) as conn:
-        for _ in range(ticks):
             conn.execute(BARE).fetchall()
     rows = pg.sql(
         "SELECT query, calls, mean_exec_time FROM pg_stat_statements "

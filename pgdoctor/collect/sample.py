@@ -16,6 +16,7 @@ from pgdoctor import queries
 from pgdoctor.collect.server import ServerInfo, collect_server
 from pgdoctor.db import Database
 
+CLIENT_BACKEND = "client backend"  # pg_stat_activity.backend_type of an application's session
 QUERIES = {"sample_tick": queries.SERVER_VERSIONS, "sample_xacts": queries.SERVER_VERSIONS}
 
 # Settings the sample's analysis reads (capacity: does the server have free slots).
@@ -98,6 +99,7 @@ class Sampler:
         self.tick_sql = queries.load("sample_tick", version)
         self.xacts_sql = queries.load("sample_xacts", version)
         self.known: dict[int, tuple[Any, ...]] = {}  # pid -> (state, blocked, xact_start, state_change)
+        self.ignored: dict[int, float] = {}  # pid -> backend_start of a backend that is no client
         self.starts: dict[int, float] = {}  # pid -> backend_start of the session known under it
         self.ask_again: set[int] = set()  # seen without identity (started just before the margin)
         self.last_at: float | None = None
@@ -121,11 +123,17 @@ class Sampler:
         new: list[SessionSeen] = []
         changed: list[StateSeen] = []
         present: set[int] = set()
+        seen_pids = {row[1] for row in rows}
         known = self.known
         ask_again: set[int] = set()
-        for _, pid, state, blocked, xact_start, state_change, start, dat, user, app, addr in rows:
-            if pid is None:
+        ignored = self.ignored
+        for _, pid, state, blocked, xact_start, state_change, start, dat, user, app, addr, kind in rows:
+            if pid is None or (pid in ignored and (start is None or ignored[pid] == start)):
                 continue
+            if start is not None and kind != CLIENT_BACKEND:
+                ignored[pid] = start  # autovacuum, WAL senders, workers: not an application's session
+                continue
+            ignored.pop(pid, None)  # a client's pid that a background process had before
             now = (state, bool(blocked), xact_start, state_change)
             if start is not None and dat is None:
                 # still authenticating (PostgreSQL 18 shows such backends): who it is comes later
@@ -145,6 +153,8 @@ class Sampler:
             known[pid] = now
             changed.append(StateSeen(pid, state, bool(blocked), xact_start, state_change))
         gone = sorted(pid for pid in known if pid not in present)
+        for pid in [p for p in ignored if p not in seen_pids]:
+            del ignored[pid]
         for pid in gone:
             del known[pid]
             self.starts.pop(pid, None)
