@@ -38,6 +38,11 @@ SATURATED_MIN_CONNECTIONS = 5
 SLOW_WORK_IDLE_SHARE = 0.5
 SLOW_WORK_MIN_GAP_S = 1.0
 SLOW_WORK_MIN_XACTS = 2
+# app_connections_held: a plateau of at least SATURATED_MIN_CONNECTIONS idle this share of the time or
+# more, while the unit ends fewer than HELD_MAX_XACTS_PER_S transactions a second: connections kept, not
+# used (one per thread kept for good, or leaked), which are not demand.
+HELD_IDLE_SHARE = 0.9
+HELD_MAX_XACTS_PER_S = 1.0
 # Known pool ceilings per process, as they show from the server (largest first: 45 = 3 x 15).
 KNOWN_POOLS = (
     (15, "SQLAlchemy's default pool (5 + 10)"),  # pool_size=5, max_overflow=10; Flask-SQLAlchemy's too
@@ -473,6 +478,9 @@ def find(report: SampleReport) -> list[Finding]:
         f = slow_work(g, timeout)
         if f is not None:
             findings.append(f)
+        f = held_idle(g)
+        if f is not None:
+            findings.append(f)
     return findings
 
 
@@ -594,3 +602,29 @@ def slow_work(g: SampleGroup, timeout_ms: str) -> Finding | None:
         f"catches {duration(gap)} gaps, and ending the session is no fix"
     )
     return Finding(Severity.WARNING, "slow_work_in_transaction", g.label, message, advice)
+
+
+def held_idle(g: SampleGroup) -> Finding | None:
+    idle = g.time_share.get("idle", 0.0)
+    if not (
+        g.plateau
+        and g.held_max >= SATURATED_MIN_CONNECTIONS
+        and idle >= HELD_IDLE_SHARE
+        and g.xacts.per_s < HELD_MAX_XACTS_PER_S
+    ):
+        return None
+    return Finding(
+        Severity.INFO,
+        "app_connections_held",
+        g.label,
+        f"{g.held_max} connections held for {g.plateau_share:.0%} of the sample, idle {idle:.0%} of the "
+        f"time, {g.xacts.per_s:g} transactions/s: connections kept open and unused, one per worker thread "
+        "or process kept for good (Django with CONN_MAX_AGE = None keeps one per thread), or checked out "
+        "and never returned (a leak). They are not demand, and a leak is not an oversized pool",
+        "return them rather than shrink or recycle the pool: SQLAlchemy's pool_recycle replaces a "
+        "connection only when it is checked in and never frees a checked-out one; close every session "
+        "(`with Session() as session:`; Flask-SQLAlchemy: db.session.remove() in threads and jobs outside "
+        "requests; asyncpg: `async with pool.acquire()`). Django: CONN_MAX_AGE = 60 with "
+        'CONN_HEALTH_CHECKS = True, or on 5.1+ OPTIONS {"pool": {"max_size": N}} with CONN_MAX_AGE = 0. '
+        "On the server, idle_session_timeout (PostgreSQL 14+) ends sessions idle longer than it",
+    )
