@@ -378,3 +378,20 @@ def test_progress_bar_only_on_a_terminal(pg: Cluster) -> None:
     assert json.loads(shown)["source"] == "sample"
     piped = run_cli("connections", "-d", pg.dsn(), "--sample", "1s")
     assert piped.returncode == 0 and piped.stderr == ""
+
+
+def test_stored_ticks_give_exactly_the_live_report(pg: Cluster, incident: Incident) -> None:
+    """The very same reads, analysed as they come (live) and from the snapshot's JSON: one report."""
+    from pgdoctor.analyze.sample import analyze_sample
+    from pgdoctor.collect.sample import SampleData
+    from pgdoctor.commands.sampling import sample
+    from pgdoctor.db import connect
+    from pgdoctor.render.sample import to_json
+    from pgdoctor.serde import from_jsonable, to_jsonable
+
+    with connect(pg.dsn(), 5.0) as db:
+        data, analysis = sample(db, 2.0, progress=False, keep_ticks=True)
+    live = to_json(analysis.finish(data))
+    stored = from_jsonable(SampleData, json.loads(json.dumps(to_jsonable(data))))
+    assert to_json(analyze_sample(stored)) == live
+    assert GPUSTACK in groups(live)
