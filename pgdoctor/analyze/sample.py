@@ -11,7 +11,7 @@ address; sessions without an application_name are told apart by client address a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
 from pgdoctor.analyze.format import duration
@@ -362,7 +362,7 @@ class SampleAnalysis:
             xacts_per_s=db_rates,
             groups=groups,
         )
-        return SampleReport(**{**report.__dict__, "findings": sort_findings(find(report))})
+        return replace(report, findings=sort_findings(find(report)))
 
     def _db_rates(self, own_db: str) -> dict[str, float]:
         if len(self.xact_readings) < 2:
