@@ -96,7 +96,7 @@ def group(held: int, active: float, iit: float) -> SampleGroup:
     shares = {"active": active, "idle_in_transaction": iit, "idle": 0.0, "blocked": 0.0, "other": 0.0}
     return SampleGroup(
         "api", "10.0.0.5", None, "api @ 10.0.0.5", ["app"], held, held, held, held, 1.0, True, shares,
-        False, float(held), pool_match(held), x,
+        False, float(held), 0, pool_match(held), x,
     )  # fmt: skip
 
 

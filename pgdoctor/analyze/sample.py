@@ -39,10 +39,12 @@ SLOW_WORK_IDLE_SHARE = 0.5
 SLOW_WORK_MIN_GAP_S = 1.0
 SLOW_WORK_MIN_XACTS = 2
 # app_connections_held: a plateau of at least SATURATED_MIN_CONNECTIONS idle this share of the time or
-# more, while the unit ends fewer than HELD_MAX_XACTS_PER_S transactions a second: connections kept, not
-# used (one per thread kept for good, or leaked), which are not demand.
+# more, whose sessions changed state (ran a query, ended a transaction) fewer than HELD_MAX_CHANGES_PER_S
+# times a second each: connections kept, not used (one per thread kept for good, or leaked), which are
+# not demand. (A pool that is used shows a new state_change at almost every read, however short its
+# transactions.)
 HELD_IDLE_SHARE = 0.9
-HELD_MAX_XACTS_PER_S = 1.0
+HELD_MAX_CHANGES_PER_S = 0.05
 # Known pool ceilings per process, as they show from the server (largest first: 45 = 3 x 15).
 KNOWN_POOLS = (
     (15, "SQLAlchemy's default pool (5 + 10)"),  # pool_size=5, max_overflow=10; Flask-SQLAlchemy's too
@@ -83,6 +85,7 @@ class SampleGroup:
     time_share: dict[str, float]  # class -> share of the unit's session time
     ever_idle: bool  # a connection of the unit was idle at some tick
     busy_mean: float  # connections in a transaction, on average: L of Little's law
+    state_changes: int  # changes of state seen (each query and each transaction end shows as one)
     pool_match: str | None
     xacts: XactStats
 
@@ -116,6 +119,7 @@ def classify(state: StateSeen) -> str:
 
 class _Unit:
     __slots__ = (
+        "changes",
         "class_time",
         "count",
         "count_since",
@@ -151,6 +155,7 @@ class _Unit:
         self.xact_idle = 0.0  # of which idle in transaction
         self.gaps: list[float] = []
         self.open_xacts = 0
+        self.changes = 0  # state changes seen after a session's first read (a new query, a commit …)
 
     def recount(self, at: float, delta: int, counting: bool) -> None:
         self.count_time[self.count] = self.count_time.get(self.count, 0.0) + max(at - self.count_since, 0)
@@ -261,6 +266,7 @@ class SampleAnalysis:
             if cls == "idle":
                 s.unit.idle_now += 1
             return
+        s.unit.changes += 1
         # when the change happened: the server's state_change when the state itself changed
         changed = st.state != s.state and st.state_change is not None
         at = min(max(st.state_change or t, prev), t) if changed else t
@@ -391,7 +397,7 @@ class SampleAnalysis:
         seen_rate = len(durations) / window if window else 0.0
         rate, source = seen_rate, "seen"
         alone = [d for d in unit.databases if units_per_db.get(d) == 1 and d in db_rates]
-        if alone and len(alone) == len(unit.databases) and busy > 0:
+        if alone and len(alone) == len(unit.databases) and (busy > 0 or unit.changes > 0):
             db_rate = sum(db_rates[d] for d in alone)
             if db_rate >= seen_rate:
                 rate, source = db_rate, "pg_stat_database"
@@ -426,6 +432,7 @@ class SampleAnalysis:
             time_share=shares,
             ever_idle=unit.idle_ticks > 0,
             busy_mean=round(busy / window, 2) if window else 0.0,
+            state_changes=unit.changes,
             pool_match=pool_match(held_max),
             xacts=xacts,
         )
@@ -478,7 +485,7 @@ def find(report: SampleReport) -> list[Finding]:
         f = slow_work(g, timeout)
         if f is not None:
             findings.append(f)
-        f = held_idle(g)
+        f = held_idle(g, report.window_s)
         if f is not None:
             findings.append(f)
     return findings
@@ -604,13 +611,13 @@ def slow_work(g: SampleGroup, timeout_ms: str) -> Finding | None:
     return Finding(Severity.WARNING, "slow_work_in_transaction", g.label, message, advice)
 
 
-def held_idle(g: SampleGroup) -> Finding | None:
+def held_idle(g: SampleGroup, window_s: float) -> Finding | None:
     idle = g.time_share.get("idle", 0.0)
     if not (
         g.plateau
         and g.held_max >= SATURATED_MIN_CONNECTIONS
         and idle >= HELD_IDLE_SHARE
-        and g.xacts.per_s < HELD_MAX_XACTS_PER_S
+        and g.state_changes < HELD_MAX_CHANGES_PER_S * g.held_max * window_s
     ):
         return None
     return Finding(
@@ -618,9 +625,10 @@ def held_idle(g: SampleGroup) -> Finding | None:
         "app_connections_held",
         g.label,
         f"{g.held_max} connections held for {g.plateau_share:.0%} of the sample, idle {idle:.0%} of the "
-        f"time, {g.xacts.per_s:g} transactions/s: connections kept open and unused, one per worker thread "
-        "or process kept for good (Django with CONN_MAX_AGE = None keeps one per thread), or checked out "
-        "and never returned (a leak). They are not demand, and a leak is not an oversized pool",
+        f"time, {g.state_changes} change(s) of state seen: connections kept open and unused, one per "
+        "worker thread or process kept for good (Django with CONN_MAX_AGE = None keeps one per "
+        "thread), or checked out and never returned (a leak). They are not demand, and a leak is not "
+        "an oversized pool",
         "return them rather than shrink or recycle the pool: SQLAlchemy's pool_recycle replaces a "
         "connection only when it is checked in and never frees a checked-out one; close every session "
         "(`with Session() as session:`; Flask-SQLAlchemy: db.session.remove() in threads and jobs outside "

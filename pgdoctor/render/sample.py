@@ -106,6 +106,7 @@ def group_json(g: SampleGroup) -> dict[str, Any]:
         "time_share": g.time_share,
         "ever_idle": g.ever_idle,
         "busy_mean": g.busy_mean,
+        "state_changes": g.state_changes,
         "pool_match": g.pool_match,
         "transactions": {
             "ended": x.ended,
