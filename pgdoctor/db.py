@@ -110,6 +110,12 @@ class Database:
 
         return self._read(sql, params, class_row(row_type))
 
+    def tuples(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Run one query in a transaction of its own and return plain tuples (a sampling loop's hot read)."""
+        return self._read(sql, params, None)
+
     def sleep(self, seconds: float) -> None:
         """Wait without letting idle_session_timeout end the session: a cheap read before it would."""
         import time

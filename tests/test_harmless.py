@@ -12,6 +12,8 @@ pytestmark = pytest.mark.server
 
 COMMANDS = [
     ["connections", "-f", "json"],
+    ["connections", "--sample", "1s", "-f", "json"],
+    ["snapshot", "--sample", "1s", "-o", "/dev/null"],
     ["locks", "-f", "json"],
     ["locks", "--all", "-f", "json"],
     ["slow-queries", "-f", "json"],

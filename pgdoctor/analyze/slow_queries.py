@@ -6,11 +6,12 @@ Each finding rule is a function of its own below; `analyze` composes them.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pgdoctor.analyze.common import Unusable, insufficient_privilege
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
 from pgdoctor.analyze.format import duration
+from pgdoctor.analyze.running_groups import RunningGroup, blocked_by_queryid, group_running
 from pgdoctor.analyze.slow_query_rows import (
     Running,
     Statement,
@@ -95,6 +96,8 @@ class SlowQueriesReport:
     thresholds: Thresholds  # what the findings were measured against (the renderer highlights by it)
     notes: list[str]
     findings: list[Finding]
+    # the running ones grouped by (application, user, database, normalised query), with a count
+    running_groups: list[RunningGroup] = field(default_factory=list)
 
     @property
     def available(self) -> bool:
@@ -119,9 +122,27 @@ def _about(s: Statement) -> str:
     return f"({s.user or '?'}@{s.database or '?'}: {_short(s.query)})"
 
 
-def dominant_statement(s: Statement, all_ms: float, t: Thresholds) -> Finding | None:
+def dominant_statement(
+    s: Statement, all_ms: float, t: Thresholds, blocked: dict[int, list[int]] | None = None
+) -> Finding | None:
     if s.pct_total is None or s.pct_total < t.share_warn_pct or all_ms < t.share_min_total_ms:
         return None
+    waiting = sorted((blocked or {}).get(s.queryid or 0, [])) if s.queryid is not None else []
+    if waiting:
+        # pg_stat_statements counts the time a statement waited on a lock as its execution time: a
+        # statement whose sessions wait on a lock now is slow because of the blocker, not of a plan
+        return Finding(
+            Severity.CRITICAL if s.pct_total >= t.share_crit_pct else Severity.WARNING,
+            "dominant_statement",
+            s.label,
+            f"one statement takes {s.pct_total:.0f}% of all statement time "
+            f"({duration(s.total_ms / 1000)} of {duration(all_ms / 1000)}; {s.calls} calls) {_about(s)}, "
+            f"and {len(waiting)} of its sessions are waiting on a lock right now: pg_stat_statements "
+            "counts time spent waiting on a lock as execution time",
+            "look at the blocker, not at the plan or an index: `pgdoctor locks` shows who blocks these "
+            "sessions (the root blocker) and how to end it",
+            tuple(waiting),
+        )
     return Finding(
         Severity.CRITICAL if s.pct_total >= t.share_crit_pct else Severity.WARNING,
         "dominant_statement",
@@ -195,13 +216,18 @@ def spills_not_listed(statements: list[Statement], totals: Totals | None, sort: 
 
 
 def statement_findings(
-    statements: list[Statement], totals: Totals | None, sort: str, work_mem: str | None, t: Thresholds
+    statements: list[Statement],
+    totals: Totals | None,
+    sort: str,
+    work_mem: str | None,
+    t: Thresholds,
+    blocked: dict[int, list[int]] | None = None,
 ) -> list[Finding]:
     all_ms = totals.all_exec_ms if totals else 0.0
     found = [
         rule
         for s in statements
-        for rule in (dominant_statement(s, all_ms, t), slow_frequent(s, t), temp_spill(s, work_mem),
+        for rule in (dominant_statement(s, all_ms, t, blocked), slow_frequent(s, t), temp_spill(s, work_mem),
                      low_hit_ratio(s, t))
     ] + [spills_not_listed(statements, totals, sort)]  # fmt: skip
     return [f for f in found if f is not None]
@@ -345,7 +371,8 @@ def analyze(
 
     findings: list[Finding | None] = [unavailable] if unavailable else [extension_outdated(ext)]
     if unavailable is None:
-        findings += statement_findings(statements, totals, sort, work_mem_text(server), t)
+        blocked = blocked_by_queryid(to_running(r) for r in data.running)
+        findings += statement_findings(statements, totals, sort, work_mem_text(server), t, blocked)
         findings += [max_reached(data, totals, max_entries), stats_reset(data, t)]
         findings.append(server_hit_ratio(data, totals, t))
     findings += [*long_running(running, t), hidden_statements(totals, server)]
@@ -367,6 +394,7 @@ def analyze(
         statements=statements,
         running=running,
         running_min_s=running_min_s,
+        running_groups=group_running(running),
         thresholds=t,
         notes=_notes(data, rows, limit, offline_filter),
         findings=sort_findings([f for f in findings if f is not None]),

@@ -9,6 +9,7 @@ import typer
 
 from pgdoctor.analyze import thresholds as t
 from pgdoctor.analyze.choices import GroupBy
+from pgdoctor.commands.sampling import SAMPLE_HELP
 from pgdoctor.errors import ExitCode, PgDoctorError
 from pgdoctor.options import (
     DsnOpt,
@@ -80,6 +81,7 @@ def connections(
         ),
     ] = False,
     pgbouncer_dsn: PgBouncerDsnOpt = None,
+    sample: Annotated[str | None, typer.Option("--sample", metavar="DURATION", help=SAMPLE_HELP)] = None,
     data_dir: Annotated[
         Path | None,
         typer.Option("--data-dir", help="With --ps: the server of this data directory, whatever its port."),
@@ -90,6 +92,14 @@ def connections(
     With --ps, from the process list instead of SQL, when no SQL client can get in."""
     from pgdoctor.render import connections as render
 
+    if sample is not None and (ps or pgbouncer_dsn):
+        raise PgDoctorError(
+            "--sample reads pg_stat_activity over SQL: not with --ps or --pgbouncer-dsn", ExitCode.USAGE
+        )
+    if sample is not None or (snapshot is not None and not ps and _sampled(snapshot)):
+        from pgdoctor.commands.sampling import connections_sample
+
+        connections_sample(dsn, snapshot, sample, fmt, timeout, fail_on)
     if data_dir is not None and not ps:
         raise PgDoctorError("--data-dir goes with --ps", ExitCode.USAGE)
     if ps:
@@ -147,9 +157,22 @@ def connections(
         xmin_warn_s=xmin_warn,
         via=via,
     )
+    from dataclasses import replace
+
+    from pgdoctor.analyze.findings import sort_findings
+    from pgdoctor.analyze.pool_hint import likely_saturated
+
+    # one read that looks like a pool at its ceiling: a warning that asks for --sample to confirm
+    report = replace(report, findings=sort_findings(report.findings + likely_saturated(report)))
     emit_report(
         fmt,
         lambda: render.to_json(report),
         lambda: render.document(report, show_sessions=sessions, full=full),
     )
     raise typer.Exit(exit_code(report.findings, fail_on))
+
+
+def _sampled(snapshot: Path) -> bool:
+    from pgdoctor.commands.sampling import has_sample
+
+    return has_sample(snapshot)

@@ -23,15 +23,36 @@ def snapshot(
     dsn: DsnOpt = None,
     timeout: TimeoutOpt = 5.0,
     pgbouncer_dsn: PgBouncerDsnOpt = None,
+    sample: Annotated[
+        str | None,
+        typer.Option(
+            "--sample",
+            metavar="DURATION",
+            help="Also sample pg_stat_activity for DURATION (as `connections --sample`) and keep the "
+            "samples: `connections --snapshot FILE` then gives the same report.",
+        ),
+    ] = None,
 ) -> None:
     """Save what every command reads as one versioned JSON file; read it back with --snapshot FILE."""
     from pgdoctor.db import connect
     from pgdoctor.snapshot import Output, capture
 
+    seconds = None
+    if sample is not None:
+        from pgdoctor.commands.sampling import SAMPLE_DATASET, parse_sample
+        from pgdoctor.commands.sampling import sample as take_sample
+
+        seconds = parse_sample(sample)
     target = Output(output)  # a bad path fails here, before connecting
     try:
         with connect(dsn, timeout) as db:
             document = capture(db)
+            if seconds is not None:
+                from pgdoctor.serde import to_jsonable
+
+                progress = output != "-" and sys.stderr.isatty()
+                data, _ = take_sample(db, seconds, progress=progress, keep_ticks=True)
+                document["datasets"][SAMPLE_DATASET] = to_jsonable(data)
         if pgbouncer_dsn:
             from pgdoctor.collect.connections import ConnectionsData
             from pgdoctor.collect.pgbouncer import collect_pgbouncer

@@ -115,26 +115,28 @@ def statements_table(report: SlowQueriesReport, full: bool) -> Table:
 
 
 def running_table(report: SlowQueriesReport, full: bool) -> Table:
+    """The running statements grouped by (application, user, database, normalised query), with a count:
+    58 sessions of one query are one row (`--format json` lists every session under `running`)."""
     columns = [
-        Column("pid", "right"),
+        Column("sessions", "right"),
         Column("application"),
         Column("user"),
         Column("database"),
-        Column("running for", "right"),
-        Column("waiting on"),
+        Column("longest", "right"),
+        Column("waiting on a lock", "right"),
         Column("query"),
     ]
     rows: list[list[Cell]] = [
         [
-            r.pid,
-            r.application_name,
-            r.user,
-            r.database,
-            duration(r.duration_s),
-            r.wait_event or "",
-            shorten(r.query, 0 if full else 60),
+            g.count,
+            g.application_name,
+            g.user,
+            g.database,
+            duration(g.longest_s),
+            g.blocked or "",
+            shorten(g.query, 0 if full else 60),
         ]
-        for r in report.running
+        for g in report.running_groups
     ]
     return Table(f"Running now for over {report.running_min_s:g}s (pg_stat_activity)", columns, rows)
 
@@ -226,5 +228,19 @@ def to_json(report: SlowQueriesReport) -> dict[str, Any]:
         },
         "statements": [statement_json(s) for s in report.statements],
         "running": [running_json(r) for r in report.running],
+        "running_groups": [
+            {
+                "application_name": g.application_name,
+                "user": g.user,
+                "database": g.database,
+                "query": g.query,
+                "queryid": g.queryid,
+                "count": g.count,
+                "blocked": g.blocked,
+                "longest_s": round_s(g.longest_s),
+                "pids": list(g.pids),
+            }
+            for g in report.running_groups
+        ],
         "findings": [f.to_json() for f in report.findings],
     }
