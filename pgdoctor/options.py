@@ -43,7 +43,8 @@ DsnOpt = Annotated[
         "--dsn",
         "-d",
         help="libpq conninfo or URI, passed to libpq as written (SQLAlchemy +driver URLs are converted). "
-        "Default: $DATABASE_URL, then libpq's PG* variables, service file and ~/.pgpass.",
+        "Default: the config file's dsn (--target), then $DATABASE_URL, then libpq's PG* variables, service "
+        "file and ~/.pgpass.",
         show_default=False,
     ),
 ]
