@@ -167,23 +167,25 @@ def line_of(text: str, table: tuple[str, ...], key: str | None) -> int:
     (6, 2)
     >>> line_of(text, ("targets", "prod-eu"), "timeout"), line_of(text, (), "targets")
     (4, 4)
+    >>> line_of(text + "[targets.x.extra]\\n", ("targets", "x"), "extra")
+    7
     """
     lines = text.splitlines()
     name = re.escape(key or "")
     assignment = re.compile(rf"""^\s*(?:{name}|"{name}"|'{name}')\s*=""")
     current: tuple[str, ...] = ()
-    header = 0
+    header = as_table = 0
     for number, line in enumerate(lines, 1):
         m = _HEADER.match(line)
         if m and not line.lstrip().startswith("[["):
             current = _path(m.group(1))
             if current == table and not header:
                 header = number
-            elif not table and key is not None and current[:1] == (key,) and not header:
-                header = number  # a top-level name written as a table: [name] or [name.sub]
+            elif key is not None and current[: len(table) + 1] == (*table, key) and not as_table:
+                as_table = number  # the key written as a table: [name], [targets.prod.name]
         elif key is not None and current == table and assignment.match(line):
             return number
-    return header or 1
+    return as_table or header or 1
 
 
 def _conninfo_value(value: str) -> str:
