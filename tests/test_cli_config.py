@@ -180,7 +180,7 @@ def test_precedence_flag_environment_file_default(work: Path) -> None:
     assert output_format(invoke(*run)) == "plain"  # default: auto, plain in a pipe
     write(work / "pgdoctor.toml", '[defaults]\nformat = "json"\n')
     assert output_format(invoke(*run)) == "json"  # the file over the default
-    env = {"PGDOCTOR_FORMAT": "csv"}
+    env: dict[str, str | None] = {"PGDOCTOR_FORMAT": "csv"}
     assert output_format(invoke(*run, env=env)) == "csv"  # the environment over the file
     assert output_format(invoke(*run, "-f", "markdown", env=env)) == "markdown"  # the flag over all
 
