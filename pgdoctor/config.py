@@ -25,7 +25,6 @@ from typing import Any
 
 from typer import BadParameter
 
-from pgdoctor.dsn import passwords_of, redact
 from pgdoctor.errors import ExitCode, PgDoctorError
 
 FILE_NAME = "pgdoctor.toml"  # in the working directory
@@ -102,6 +101,7 @@ class ConfigFile:
 
     def fail(self, table: tuple[str, ...], key: str | None, message: str) -> PgDoctorError:
         """One line: file:line: [table] key: message (no password of the file in it)."""
+        from pgdoctor.dsn import redact
         where = f"[{'.'.join(table)}] " if table else ""
         text = f"{self.path}:{line_of(self.text, table, key)}: {where}{key + ': ' if key else ''}{message}"
         for secret in sorted(self.passwords(), key=len, reverse=True):
@@ -136,6 +136,7 @@ class ConfigFile:
 
     def passwords(self) -> list[str]:
         """Every password written in the file: `password` keys and those in dsns."""
+        from pgdoctor.dsn import passwords_of
         found: list[str] = []
         for _, keys in self.tables_raw():
             if isinstance(keys.get("password"), str) and keys["password"]:
