@@ -34,7 +34,7 @@ DEFAULTS = "defaults"
 TARGETS = "targets"
 # target keys that are not options: they make the --dsn
 CONNECTION_KEYS = ("service", "password")
-DSN_KEYS = ("dsn", "pgbouncer_dsn", "postgres_dsn")  # options that may hold a password
+DSN_KEYS = ("dsn", "pgbouncer_dsn")  # keys that may hold a password
 
 
 def long_name(param: Any) -> str:
@@ -102,6 +102,7 @@ class ConfigFile:
     def fail(self, table: tuple[str, ...], key: str | None, message: str) -> PgDoctorError:
         """One line: file:line: [table] key: message (no password of the file in it)."""
         from pgdoctor.dsn import redact
+
         where = f"[{'.'.join(table)}] " if table else ""
         text = f"{self.path}:{line_of(self.text, table, key)}: {where}{key + ': ' if key else ''}{message}"
         for secret in sorted(self.passwords(), key=len, reverse=True):
@@ -137,6 +138,7 @@ class ConfigFile:
     def passwords(self) -> list[str]:
         """Every password written in the file: `password` keys and those in dsns."""
         from pgdoctor.dsn import passwords_of
+
         found: list[str] = []
         for _, keys in self.tables_raw():
             if isinstance(keys.get("password"), str) and keys["password"]:
@@ -209,9 +211,20 @@ def _connection(config: ConfigFile, table: tuple[str, ...], keys: dict[str, Any]
     return out
 
 
+# A key names the same server for every command: `dsn` is PostgreSQL, `pgbouncer_dsn` PgBouncer's admin
+# console. `pgdoctor pgbouncer` takes the console as its --dsn and PostgreSQL as --postgres-dsn: its keys
+# are renamed (command: {option's own key: key in the file}).
+RENAMED: dict[str, dict[str, str]] = {"pgbouncer": {"dsn": "pgbouncer_dsn", "postgres_dsn": "dsn"}}
+
+
 def option_keys(command: Any) -> dict[str, Any]:
     """A command's options by config key (--config and --target are no keys: they choose the file)."""
-    return {config_key(p): p for p in command.params if p.param_type_name == "option" and p.expose_value}
+    renamed = RENAMED.get(command.name, {})
+    return {
+        renamed.get(config_key(p), config_key(p)): p
+        for p in command.params
+        if p.param_type_name == "option" and p.expose_value
+    }
 
 
 def _warn_if_readable(config: ConfigFile) -> None:
@@ -246,6 +259,11 @@ def _check_keys(
             if key not in known:
                 close = difflib.get_close_matches(key, sorted(known | set(CONNECTION_KEYS)), n=1)
                 hint = f" (did you mean {close[0]}?)" if close else ""
+                for renamed in RENAMED.values():
+                    if key in renamed:  # postgres_dsn
+                        hint = (
+                            f" (did you mean {renamed[key]}? a key names the same server for every command)"
+                        )
                 raise config.fail(table, key, f"no pgdoctor command has this option{hint}")
 
 

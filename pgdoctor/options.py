@@ -262,7 +262,9 @@ class Command(TyperCommand):
                 param.show_envvar = True  # type: ignore[attr-defined]
 
     def invoke(self, ctx: Any) -> Any:
-        # a dsn from the config file yields to --snapshot (the flag says: read the file, not the target)
-        if ctx.params.get("snapshot") is not None and ctx.get_parameter_source("dsn") is DEFAULT_MAP:
-            ctx.params["dsn"] = None
+        # the config file's servers yield to --snapshot (it says: read the file, not the target)
+        if ctx.params.get("snapshot") is not None:
+            for name in ("dsn", "postgres_dsn", "pgbouncer_dsn"):
+                if name in ctx.params and ctx.get_parameter_source(name) is DEFAULT_MAP:
+                    ctx.params[name] = None
         return super().invoke(ctx)

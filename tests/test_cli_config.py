@@ -21,6 +21,7 @@ from typer._click.core import ParameterSource
 from pgdoctor import __version__, cli
 from tests.conftest import FIXTURES, ROOT, invoke, run_cli
 from tests.pgcluster import Cluster
+from tests.test_cli_wiring import write_pgbouncer_snapshot
 
 INCIDENT = str(FIXTURES / "incident-pg18.json")
 SECRET = "hunter2-Zq9"
@@ -225,6 +226,22 @@ def test_keys_of_other_commands_serve_them_and_are_ignored_by_the_rest(work: Pat
     assert parsed("recommend", "--target", "prod").params["app"] == ("web=2",)
     result = invoke("connections", "--target", "prod", "-s", INCIDENT, "-f", "json")
     assert result.exit_code == 0, result.stderr  # --snapshot over the target's dsn; wait_warn ignored
+
+
+def test_dsn_keys_name_the_same_servers_for_every_command(work: Path) -> None:
+    """`dsn` is PostgreSQL and `pgbouncer_dsn` PgBouncer's console, also for `pgdoctor pgbouncer`, whose own
+    --dsn is the console and --postgres-dsn PostgreSQL; a snapshot given on the command line wins."""
+    write(work / "pgdoctor.toml", '[targets.prod]\ndsn = "host=db1"\npgbouncer_dsn = "host=pgb1 port=6432"\n')
+    connections = parsed("connections", "--target", "prod").params
+    assert (connections["dsn"], connections["pgbouncer_dsn"]) == ("host=db1", "host=pgb1 port=6432")
+    pooler = parsed("pgbouncer", "--target", "prod").params
+    assert (pooler["dsn"], pooler["postgres_dsn"]) == ("host=pgb1 port=6432", "host=db1")
+    snapshot = write_pgbouncer_snapshot(work / "with-pgbouncer.json")
+    for command in ("pgbouncer", "connections"):
+        result = invoke(command, "--target", "prod", "-s", str(snapshot), "-f", "json")
+        assert result.exit_code == 0, (command, result.stderr)
+    write(work / "pgdoctor.toml", '[defaults]\npostgres_dsn = "host=db1"\n')
+    one_line_error(invoke("locks"), ":2: [defaults] postgres_dsn: no pgdoctor command", "did you mean")
 
 
 def test_service_becomes_a_conninfo(work: Path) -> None:
