@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import sys
 from importlib import import_module
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 import typer.main
 
+from pgdoctor import __version__
 from pgdoctor.errors import EXIT_CODES_HELP, ExitCode, PgDoctorError
-from pgdoctor.options import harden
+from pgdoctor.options import EVERY_COMMAND, Command, harden
 
 # Every command: its name, and the module and function that define it. A run imports and builds only
 # the command it names (typer turns each function's options into a click command, which costs some ms
@@ -25,6 +26,65 @@ COMMANDS = {
     "snapshot": ("pgdoctor.commands.snapshot", "snapshot"),
 }
 
+# The command to run first, mid-incident: what `pgdoctor` alone names.
+FIRST = "connections -d postgresql://USER@HOST:5432/DBNAME"
+
+# Two or three examples of real use, at the end of each command's --help (tests/test_docs.py parses
+# each one against the command line, so an example cannot go stale).
+EXAMPLES: dict[str, list[str]] = {
+    "connections": [
+        "pgdoctor connections -d postgresql://monitor@db1:5432/app",
+        "pgdoctor connections --target prod --sessions --by user",
+        "pgdoctor connections --ps --data-dir /var/lib/postgresql/18/main --by user",
+    ],
+    "locks": [
+        "pgdoctor locks -d service=prod",
+        "pgdoctor locks --target prod --min-wait 1 --all",
+        "pgdoctor locks --snapshot incident.json -f json",
+    ],
+    "slow-queries": [
+        "pgdoctor slow-queries -d service=prod --sort mean -n 20",
+        "pgdoctor slow-queries --target prod --interval 30s",
+        "pgdoctor slow-queries --snapshot incident.json --database app -f markdown",
+    ],
+    "recommend": [
+        "pgdoctor recommend --ram 128G --cpus 32 --app web=16x8 --app worker=4",
+        "pgdoctor recommend --target prod -f conf",
+        "pgdoctor recommend --ram 64G --app training=1000 --pgbouncer -f pgbouncer",
+    ],
+    "pgbouncer": [
+        "pgdoctor pgbouncer -d postgresql://stats@pgb1:6432/pgbouncer",
+        "pgdoctor pgbouncer -d postgresql://stats@pgb1:6432/pgbouncer --postgres-dsn service=prod",
+        "pgdoctor pgbouncer --snapshot incident.json -f json",
+    ],
+    "snapshot": [
+        "pgdoctor snapshot -d service=prod -o incident.json",
+        "pgdoctor snapshot --target prod --pgbouncer-dsn postgresql://stats@pgb1:6432/pgbouncer -o -",
+    ],
+}
+
+
+def epilog(name: str) -> str:
+    """The examples as click writes them unwrapped (\\b)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in EXAMPLES.get(name, []))
+
+
+def short_help() -> str:
+    """What `pgdoctor` alone prints: where to start."""
+    return (
+        f"pgdoctor {__version__}: PostgreSQL diagnostics for the person on call.\n\n"
+        f"Start with:  pgdoctor {FIRST}\n"
+        "             (who holds the connections, against the real capacity: the first look)\n"
+        f"Commands:    {', '.join(COMMANDS)}\n"
+        "More:        pgdoctor --help, pgdoctor COMMAND --help\n"
+    )
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"pgdoctor {__version__}")
+        raise typer.Exit(0)
+
 
 class _App(typer.Typer):
     """Typer, with every numeric option checked in one place (pgdoctor.options.harden)."""
@@ -33,32 +93,47 @@ class _App(typer.Typer):
         return harden(typer.main.get_command(self))(*args, **kwargs)
 
 
-def _group() -> None:
-    """A group of one command stays a group (`pgdoctor NAME …`), as with all of them."""
+def _group(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_version, help="Print pgdoctor's version and exit."
+        ),
+    ] = False,
+) -> None:
+    """The command line's own options; a group of one command stays a group (`pgdoctor NAME …`)."""
 
 
 def build(names: list[str]) -> _App:
     """The command line with these commands (see COMMANDS)."""
     cli = _App(
         name="pgdoctor",
-        help=f"PostgreSQL diagnostics for the person on call.\n\n{EXIT_CODES_HELP}",
+        help=f"PostgreSQL diagnostics for the person on call (pgdoctor {__version__}).\n\n"
+        f"Start with: pgdoctor {FIRST}\n\n{EXIT_CODES_HELP}",
         no_args_is_help=True,
-        add_completion=False,
+        add_completion=True,  # --install-completion, --show-completion: measured free (benchmarks/README.md)
         pretty_exceptions_enable=False,
         rich_markup_mode=None,  # plain click help: rich is not imported just to print --help
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     for name in names:
         module, function = COMMANDS[name]
-        cli.command(name=name)(getattr(import_module(module), function))
-    if len(names) == 1:
-        cli.callback()(_group)
+        cli.command(name=name, cls=Command, epilog=epilog(name))(getattr(import_module(module), function))
+    cli.callback()(_group)
     return cli
 
 
 def for_arguments(argv: list[str]) -> _App:
     """The command line a run with these arguments needs: the command it names, else all of them."""
     return build([argv[0]] if argv and argv[0] in COMMANDS else list(COMMANDS))
+
+
+def _every_command() -> list[Any]:
+    group: Any = typer.main.get_command(build(list(COMMANDS)))
+    return list(group.commands.values())
+
+
+EVERY_COMMAND.append(_every_command)
 
 
 def __getattr__(name: str) -> Any:
@@ -103,6 +178,11 @@ class _Stdout:
         return getattr(self._stream, name)
 
 
+# Shell completion asks through this variable (typer's protocol: complete_bash, source_bash, …), whatever
+# the program's path; `pgdoctor --show-completion` prints the script that sets it.
+COMPLETE_VAR = "_PGDOCTOR_COMPLETE"
+
+
 def fail(message: str, code: int) -> None:
     print(f"error: {message}", file=sys.stderr)
     sys.exit(code)
@@ -114,7 +194,12 @@ def main(argv: list[str] | None = None) -> None:
     sys.stdout = _Stdout(real_stdout)
     try:
         args = sys.argv[1:] if argv is None else argv
-        result = for_arguments(args)(args=args, standalone_mode=False)
+        if not args and not os.environ.get(COMPLETE_VAR):
+            print(short_help(), end="")
+            sys.exit(ExitCode.USAGE)
+        result = for_arguments(args)(
+            args=args, prog_name="pgdoctor", complete_var=COMPLETE_VAR, standalone_mode=False
+        )
         sys.stdout.flush()  # a pipe closed after the last write shows here, not at interpreter exit
     except (OutputClosed, BrokenPipeError):
         # the reader went away (| head): nothing more can be said on stdout, and the interpreter must

@@ -11,7 +11,10 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from typer._click import types as click_types  # loaded by typer itself
+from typer._click.core import ParameterSource
+from typer.core import TyperCommand, TyperOption
 
+from pgdoctor.config import envvar_name
 from pgdoctor.errors import ExitCode, PgDoctorError
 from pgdoctor.exitcodes import exit_code as exit_code  # noqa: PLC0414 (re-exported for the commands)
 from pgdoctor.render.formats import Format
@@ -19,6 +22,9 @@ from pgdoctor.render.formats import Format
 if TYPE_CHECKING:
     from pgdoctor.db import Database
     from pgdoctor.render.document import Document
+
+ENVIRONMENT = ParameterSource.ENVIRONMENT
+DEFAULT_MAP = ParameterSource.DEFAULT_MAP
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -37,7 +43,8 @@ DsnOpt = Annotated[
         "--dsn",
         "-d",
         help="libpq conninfo or URI, passed to libpq as written (SQLAlchemy +driver URLs are converted). "
-        "Default: $DATABASE_URL, then libpq's PG* variables, service file and ~/.pgpass.",
+        "Default: the config file's dsn (--target), then $DATABASE_URL, then libpq's PG* variables, service "
+        "file and ~/.pgpass.",
         show_default=False,
     ),
 ]
@@ -112,6 +119,8 @@ class _Checked(click_types.ParamType):
 
     def convert(self, value: Any, param: Any, ctx: Any) -> Any:
         option = param.opts[0] if param is not None and param.opts else "option"
+        if ctx is not None and param is not None and ctx.get_parameter_source(param.name) is ENVIRONMENT:
+            option = str(param.envvar)  # PGDOCTOR_TIMEOUT 'abc': not a number
         text = str(value)
         shown = repr(text[:40] + ("…" if len(text) > 40 else ""))
         try:
@@ -188,3 +197,74 @@ def emit_report(fmt: Format, to_json: Callable[[], Any], document: Callable[[], 
         emit_json(to_json())
     else:
         emit(document(), fmt)
+
+
+# Every command of the command line, built: the config file's keys are checked against all of them (only
+# when a key is not the running command's own). pgdoctor.cli registers it.
+EVERY_COMMAND: list[Callable[[], list[Any]]] = []
+
+
+def _every_command() -> list[Any]:
+    return [c for source in EVERY_COMMAND for c in source()]
+
+
+_CONFIG = "pgdoctor.config"
+_TARGET = "pgdoctor.target"
+
+
+def _remember(ctx: Any, param: Any, value: Any) -> Any:
+    """--config and --target (eager, so both are read before any other option): once both are known,
+    the config file becomes the command's default_map, below the flags and the environment."""
+    ctx.meta[_CONFIG if param.name == "config" else _TARGET] = value
+    if _CONFIG in ctx.meta and _TARGET in ctx.meta and not ctx.resilient_parsing:
+        from pgdoctor.config import defaults_for
+
+        ctx.default_map = defaults_for(ctx, ctx.meta[_CONFIG], ctx.meta[_TARGET], _every_command)
+    return value
+
+
+def config_options() -> list[Any]:
+    """--config FILE and --target NAME, which every command takes."""
+    return [
+        TyperOption(
+            param_decls=["--config"],
+            type=click_types.STRING,
+            metavar="FILE",
+            is_eager=True,
+            expose_value=False,
+            callback=_remember,
+            help="Config file (TOML). Default: ./pgdoctor.toml, else ~/.config/pgdoctor/config.toml "
+            "($XDG_CONFIG_HOME). See the README's Configuration.",
+        ),
+        TyperOption(
+            param_decls=["--target"],
+            type=click_types.STRING,
+            metavar="NAME",
+            is_eager=True,
+            expose_value=False,
+            callback=_remember,
+            help="Use the config file's [targets.NAME] (its dsn or service, its options) over [defaults].",
+        ),
+    ]
+
+
+class Command(TyperCommand):
+    """Every pgdoctor command: each option also read from its environment variable (PGDOCTOR_ + its long
+    name, shown in --help) and from the config file (--config, --target), in one place for all commands.
+    Precedence: flag > environment > config file > default."""
+
+    def __init__(self, name: str | None, **kwargs: Any) -> None:
+        super().__init__(name, **kwargs)
+        self.params += config_options()
+        for param in self.params:
+            if param.param_type_name == "option":
+                param.envvar = envvar_name(param)
+                param.show_envvar = True  # type: ignore[attr-defined]
+
+    def invoke(self, ctx: Any) -> Any:
+        # the config file's servers yield to --snapshot (it says: read the file, not the target)
+        if ctx.params.get("snapshot") is not None:
+            for name in ("dsn", "postgres_dsn", "pgbouncer_dsn"):
+                if name in ctx.params and ctx.get_parameter_source(name) is DEFAULT_MAP:
+                    ctx.params[name] = None
+        return super().invoke(ctx)

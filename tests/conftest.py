@@ -38,12 +38,19 @@ def sessions(pg: Cluster) -> Iterator[Sessions]:
         s.close()
 
 
+# The user's config file (~/.config/pgdoctor/config.toml) stays out of the tests too: a test that wants
+# one passes XDG_CONFIG_HOME, --config or a ./pgdoctor.toml of its own.
+NO_CONFIG = {"XDG_CONFIG_HOME": str(ROOT / "tests" / "no-user-config")}
+
+
 def run_cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     """Run pgdoctor as a user would: a separate process, from this source tree."""
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", "COLUMNS": "200"}
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", "COLUMNS": "200", **NO_CONFIG}
     full_env.pop("DATABASE_URL", None)
+    for name in [n for n in full_env if n.startswith("PGDOCTOR_")]:
+        del full_env[name]  # a developer's own settings (PGDOCTOR_FORMAT=json …) stay out of the tests
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "pgdoctor", *args],
@@ -65,7 +72,8 @@ def invoke(*args: str, env: dict[str, str | None] | None = None) -> Result:
     from pgdoctor.cli import main
 
     runner = CliRunner()
-    overrides: dict[str, str | None] = {"DATABASE_URL": None, "NO_COLOR": "1", "COLUMNS": "200"}
+    overrides: dict[str, str | None] = {"DATABASE_URL": None, "NO_COLOR": "1", "COLUMNS": "200", **NO_CONFIG}
+    overrides |= {name: None for name in os.environ if name.startswith("PGDOCTOR_")}
     with runner.isolation(env={**overrides, **(env or {})}) as (out, err, mixed):
         code = 0
         try:

@@ -1,18 +1,22 @@
 """README.md against the code, as sqlite-utils tests its docs: the findings tables of `connections`,
 `locks`, `slow-queries`, `recommend` and `pgbouncer` show the thresholds the code uses, and every option
-of their `--help` is documented in their README section (adding an option without documenting it fails
-here). The analysis defaults are the same constants."""
+of every command's `--help` (each command of pgdoctor.cli.COMMANDS, and the command line's own) is
+documented in the README (adding an option or a command without documenting it fails here); the
+environment variables the README names exist; the examples at the end of each `--help` parse. The
+analysis defaults are the same constants."""
 
 from __future__ import annotations
 
 import inspect
 import re
+import shlex
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import typer
 
+from pgdoctor import cli
 from pgdoctor.analyze import connections, connections_ps, pgbouncer, thresholds
 from pgdoctor.analyze.choices import GroupBy
 from pgdoctor.analyze.sizing import memory, pools
@@ -20,9 +24,12 @@ from pgdoctor.cli import app
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
-COMMANDS = ("connections", "locks", "slow-queries", "recommend", "pgbouncer")
-# documented once for every command ("Connecting", "Output formats", "Exit codes")
-COMMON = {"--dsn", "-d", "--snapshot", "-s", "--format", "-f", "--timeout", "--fail-on", "--help", "-h"}
+COMMANDS = tuple(cli.COMMANDS)  # every command: a new one needs its README section
+# documented once for every command ("Connecting", "Configuration", "Output formats", "Exit codes")
+COMMON = {
+    "--dsn", "-d", "--snapshot", "-s", "--format", "-f", "--timeout", "--fail-on", "--help", "-h", "--config",
+    "--target",
+}  # fmt: skip
 
 # every threshold option, and the constant it defaults to
 OPTION_CONSTANTS: dict[str, dict[str, float]] = {
@@ -57,6 +64,7 @@ OPTION_CONSTANTS: dict[str, dict[str, float]] = {
         "--reset-recent": thresholds.RESET_RECENT_S,
     },
     "recommend": {},
+    "snapshot": {},
     "pgbouncer": {
         "--wait-crit-pct": thresholds.PGB_WAIT_CRIT_PCT,
         "--wait-crit": thresholds.PGB_WAIT_CRIT_S,
@@ -83,6 +91,7 @@ FIXED: dict[str, list[tuple[str, float]]] = {
         (r"`cpus_assumed`, `apps_observed` \| pools sized for ([\d,]+) CPUs", pools.ASSUMED_CPUS),
     ],
     "pgbouncer": [],
+    "snapshot": [],
 }
 # the analysis functions' keyword defaults, and the constant each must be: (function, {keyword: constant})
 ANALYSIS_DEFAULTS: list[tuple[Callable[..., Any], dict[str, float]]] = [
@@ -123,11 +132,16 @@ ANALYSIS_DEFAULTS: list[tuple[Callable[..., Any], dict[str, float]]] = [
 ]
 
 
-def section(command: str) -> str:
-    """The README's section of one command: from its heading to the next one of the same level."""
-    m = re.search(rf"^## `pgdoctor {re.escape(command)}`\n(.*?)(?=^## )", README, re.M | re.S)
-    assert m, command
+def heading(title: str) -> str:
+    """The README's section under this `## ` heading, to the next one of the same level."""
+    m = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## )", README, re.M | re.S)
+    assert m, title
     return m.group(1)
+
+
+def section(command: str) -> str:
+    """The README's section of one command."""
+    return heading(f"`pgdoctor {command}`")
 
 
 def params(command: str) -> list[Any]:
@@ -221,3 +235,42 @@ def test_the_checks_can_fail() -> None:
     assert not mentioned("--wait-warn", section("locks").replace("--wait-warn", "--wait-wrn"))
     assert mentioned("--wait-warn", section("locks"))
     assert not mentioned("--all", "`--all-sessions`")
+
+
+def test_the_command_lines_own_options_are_documented() -> None:
+    """`pgdoctor --version`, the completion options: in the README's Configuration section."""
+    group: Any = typer.main.get_command(app)
+    text = heading("Configuration")
+    missing = [names(p) for p in group.params if not any(mentioned(n, text) for n in names(p))]
+    assert missing == [], missing
+
+
+def test_the_environment_variables_the_readme_names_exist() -> None:
+    """Every PGDOCTOR_… the README names is an option's variable (the rule is documented, not a list)."""
+    group: Any = typer.main.get_command(app)
+    real = {p.envvar for c in group.commands.values() for p in c.params}
+    named = set(re.findall(r"\bPGDOCTOR_[A-Z_]*[A-Z]\b", README))
+    assert {"PGDOCTOR_FORMAT", "PGDOCTOR_TIMEOUT", "PGDOCTOR_IDLE_XACT_WARN", "PGDOCTOR_TARGET"} <= named
+    assert named - real == set()
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_ends_with_examples_that_parse(
+    command: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two or three examples end each command's --help, and each parses against the command as it is
+    today (an option renamed or removed breaks its example here)."""
+    config = tmp_path / "pgdoctor.toml"
+    config.write_text("[targets.prod]\ndsn = 'service=prod'\n")
+    monkeypatch.setenv("PGDOCTOR_CONFIG", str(config))
+    examples = cli.EXAMPLES[command]
+    assert 2 <= len(examples) <= 3
+    group: Any = typer.main.get_command(app)
+    sub = group.commands[command]
+    help_text = sub.get_help(sub.make_context(command, ["--help"], resilient_parsing=True))
+    assert help_text.rstrip().endswith(examples[-1]), help_text[-300:]
+    for example in examples:
+        words = shlex.split(example)
+        assert words[:2] == ["pgdoctor", command], example
+        with sub.make_context(command, words[2:]) as ctx:  # a usage error raises here
+            assert ctx.params is not None
