@@ -2,6 +2,12 @@
 
 Reading builds one converter per type (cached), so a snapshot of 100,000 rows costs one pass of plain
 function calls; the path to a bad value (`activity[3].pid`) is only assembled when something is wrong.
+
+Forward compatibility: a field added to a row type after snapshots were written gets a default (or a
+default_factory), and a snapshot that lacks it reads as that default; a field without one must be there.
+Every such default is listed in the README's snapshot section (tests/test_snapshot_format1.py checks the
+list against the types). A field is never removed from what a snapshot may hold: an old snapshot's field
+that no type reads any more is ignored.
 """
 
 from __future__ import annotations
@@ -203,6 +209,11 @@ def _union(options: list[Any], nullable: bool) -> Converter:
     return convert
 
 
+def has_default(f: dataclasses.Field[Any]) -> bool:
+    """Whether a snapshot may lack this field (it reads as the default)."""
+    return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+
+
 def _dataclass(cls: Any) -> Converter:
     hints = typing.get_type_hints(cls)
     fields = [
@@ -210,7 +221,7 @@ def _dataclass(cls: Any) -> Converter:
         for f in dataclasses.fields(cls)
     ]
     # fields added later have defaults: snapshots taken before them lack them and stay readable
-    names = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING}
+    names = {f.name for f in dataclasses.fields(cls) if not has_default(f)}
     check = _ROW_CHECKS.get(cls.__name__)
 
     def convert(data: Any) -> Any:
