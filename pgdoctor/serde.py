@@ -22,7 +22,7 @@ from typing import Any, TypeVar, Union
 from pgdoctor.errors import ExitCode, PgDoctorError
 
 T = TypeVar("T")
-Converter = Callable[[Any], Any]
+Converter = Callable[..., Any]
 
 
 def to_jsonable(value: Any) -> Any:
@@ -48,9 +48,12 @@ class _Mismatch(Exception):
         self.path: list[str] = []
 
 
-def from_jsonable(cls: type[T], data: Any, where: str = "snapshot") -> T:
-    """Rebuild `cls` from JSON data, refusing anything that does not fit its type hints."""
+def from_jsonable(cls: type[T], data: Any, where: str = "snapshot", given: dict[str, Any] | None = None) -> T:
+    """Rebuild `cls` from JSON data, refusing anything that does not fit its type hints. `given`: fields
+    of the dataclass `cls` already built (data's values for them are not read)."""
     try:
+        if given:
+            return typing.cast(T, _dataclass(cls, frozenset(given))(data, given))
         return typing.cast(T, _converter(typing.cast(Any, cls))(data))
     except RecursionError:
         raise PgDoctorError(f"invalid snapshot: {where}: nested too deep", ExitCode.USAGE) from None
@@ -144,13 +147,6 @@ def _int_at_least(low: int) -> Converter:
     return convert
 
 
-def _nullable(conv: Converter) -> Converter:
-    def convert(data: Any) -> Any:
-        return None if data is None else conv(data)
-
-    return convert
-
-
 def _setting_problem(row: Any) -> str | None:
     """A setting pgdoctor computes with must hold a number: a finite one when it has a unit or a numeric
     vartype (pg_settings), an integer when PostgreSQL types it so."""
@@ -214,22 +210,23 @@ def has_default(f: dataclasses.Field[Any]) -> bool:
     return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
 
 
-def _dataclass(cls: Any) -> Converter:
+def _dataclass(cls: Any, given: frozenset[str] = frozenset()) -> Converter:
     hints = typing.get_type_hints(cls)
     fields = [
         (f.name, _FIELD_CONVERTERS.get((f.name, hints[f.name])) or _converter(hints[f.name]))
         for f in dataclasses.fields(cls)
+        if f.name not in given
     ]
     # fields added later have defaults: snapshots taken before them lack them and stay readable
-    names = {f.name for f in dataclasses.fields(cls) if not has_default(f)}
+    names = {f.name for f in dataclasses.fields(cls) if not has_default(f) and f.name not in given}
     check = _ROW_CHECKS.get(cls.__name__)
 
-    def convert(data: Any) -> Any:
+    def convert(data: Any, built: dict[str, Any] | None = None) -> Any:
         if type(data) is not dict:
             raise _Mismatch(_name(cls), data)
         if not names <= data.keys():
             raise _Mismatch(_name(cls), data, missing=", ".join(sorted(names - data.keys())))
-        values = {}
+        values = dict(built or {})
         for name, conv in fields:
             if name not in data:
                 continue
@@ -284,7 +281,6 @@ def _mapping(value_conv: Converter) -> Converter:
 # (0 in pg_blocking_pids() stands for a prepared transaction), a server version is 9.0 or later.
 _FIELD_CONVERTERS: dict[tuple[str, Any], Converter] = {
     ("pid", int): _int_at_least(1),
-    ("leader_pid", int | None): _nullable(_int_at_least(1)),
     ("blocked_by", list[int]): _sequence(_int_at_least(0), False, "list[int]"),
     ("version_num", int): _int_at_least(90000),
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import json
 import os
@@ -15,37 +16,78 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pgdoctor import __version__
-from pgdoctor.collect import DATASETS
+from pgdoctor.collect import DATASETS, POOLER_DATASETS
 from pgdoctor.errors import ExitCode, PgDoctorError
 from pgdoctor.serde import from_jsonable, to_jsonable
 
+if typing.TYPE_CHECKING:
+    from types import ModuleType
+
 FORMAT = "pgdoctor-snapshot"
-FORMAT_VERSION = 1
+# 1: every dataset held its own `server` and its own view of pg_stat_activity (pgdoctor 0.1).
+# 2: one `server` and one `activity` (pg_stat_activity, read once) beside `datasets`, shared by all.
+FORMAT_VERSION = 2
 
 T = TypeVar("T")
 
+# Fields of a dataset's dataclass that a format-2 snapshot stores once, beside the datasets: the server,
+# pg_stat_activity, and (pgbouncer) the PostgreSQL server behind the pooler, which is the snapshot's own.
+SHARED = ("server", "activity", "postgres")
 
-def collector(name: str) -> typing.Callable[[Any], Any]:
-    module, func = DATASETS[name].split(":")
-    return typing.cast(typing.Callable[[Any], Any], getattr(importlib.import_module(module), func))
+
+def _spec(name: str) -> tuple[str, str]:
+    module, cls = {**DATASETS, **POOLER_DATASETS}[name].split(":")
+    return module, cls
+
+
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(_spec(name)[0])
 
 
 def dataset_type(name: str) -> type:
-    """The dataclass a dataset's collector returns, from its return annotation."""
-    return typing.cast(type, typing.get_type_hints(collector(name))["return"])
+    """The dataclass of a dataset (`connections`, …, `pgbouncer`)."""
+    module, cls = _spec(name)
+    return typing.cast(type, getattr(importlib.import_module(module), cls))
+
+
+def collector(name: str) -> typing.Callable[[Any], Any]:
+    """The live read of a dataset: its module's `collect(db)`."""
+    return typing.cast(typing.Callable[[Any], Any], _module(name).collect)
+
+
+def _own(data: Any) -> dict[str, Any]:
+    """A dataset as a format-2 snapshot stores it: without what is stored once beside the datasets."""
+    doc = to_jsonable(data)
+    return {key: value for key, value in doc.items() if key not in SHARED}
 
 
 def capture(db: Any, names: typing.Iterable[str] | None = None) -> dict[str, Any]:
-    """Collect datasets from a live server into a snapshot document."""
-    datasets = {name: to_jsonable(collector(name)(db)) for name in (names or DATASETS)}
+    """Collect datasets from a live server into a snapshot document: the server (with every setting any
+    dataset reads) and pg_stat_activity once, then what each dataset adds."""
+    from pgdoctor.collect.activity import collect_activity
+    from pgdoctor.collect.server import collect_server
+
+    modules = {name: _module(name) for name in (names or DATASETS)}
+    server = collect_server(db, sorted({s for m in modules.values() for s in m.SETTINGS}))
+    activity = collect_activity(db)
+    datasets = {name: _own(m.capture(db, server, activity)) for name, m in modules.items()}
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "pgdoctor_version": __version__,
         "captured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "server": {"version_num": db.server_version_num, "version": db.server_version},
+        "server": to_jsonable(server),
+        "activity": to_jsonable(activity),
         "datasets": datasets,
     }
+
+
+def add_pgbouncer(document: dict[str, Any], dsn: str | None, timeout_s: float) -> None:
+    """Add PgBouncer's console (`snapshot --pgbouncer-dsn`) to a captured document; the server behind it
+    is the document's own (read back as the dataset's `postgres`)."""
+    from pgdoctor.collect.pgbouncer import collect_pgbouncer
+
+    document["datasets"]["pgbouncer"] = _own(collect_pgbouncer(dsn, timeout_s))
 
 
 class Output:
@@ -242,9 +284,77 @@ def load_dataset(path: Path, name: str, cls: type[T]) -> T:
             f"{str(doc.get('pgdoctor_version', '?'))[:20]}); take a new one with `pgdoctor snapshot`",
             ExitCode.USAGE,
         )
+    data = doc["datasets"][name]
     try:
-        return from_jsonable(cls, doc["datasets"][name], where=f"{path}: {name}")
+        if doc["format_version"] == 1:
+            return from_jsonable(cls, from_format_1(name, data), where=f"{path}: {name}")
+        return from_jsonable(cls, data, where=f"{path}: {name}", given=_shared(path, doc, cls))
     except PgDoctorError:
         raise
     except (TypeError, ValueError) as exc:
         raise PgDoctorError(f"snapshot {path}: invalid {name} data ({exc})", ExitCode.USAGE) from None
+
+
+def _shared(path: Path, doc: dict[str, Any], cls: type) -> dict[str, Any]:
+    """The fields of `cls` a format-2 snapshot stores once, beside the datasets, read from there."""
+    from pgdoctor.collect.activity import ActivityRow
+    from pgdoctor.collect.connections import ConnectionsData
+    from pgdoctor.collect.server import ServerInfo
+
+    names = {f.name for f in dataclasses.fields(cls)} & set(SHARED)
+    for key in ("server", "activity"):
+        if names and key not in doc:
+            raise PgDoctorError(f"invalid snapshot: {path} lacks {key}", ExitCode.USAGE)
+    given: dict[str, Any] = {}
+    if names:
+        given["server"] = from_jsonable(ServerInfo, doc["server"], where=f"{path}: server")
+    if names - {"server"}:
+        given["activity"] = from_jsonable(list[ActivityRow], doc["activity"], where=f"{path}: activity")
+    if "postgres" in names:
+        given["postgres"] = ConnectionsData(server=given["server"], activity=given["activity"])
+    return {key: value for key, value in given.items() if key in names}
+
+
+# What format 1 kept per dataset and format 2 reads as pg_stat_activity rows: `locks.sessions` (the
+# sessions in the lock picture, without these columns) and `statements.running` (the client backends
+# running a statement, with two columns named otherwise and without the others).
+_FORMAT_1_LOCK_SESSION = dict.fromkeys(("client_addr", "client_hostname", "backend_age_s", "xmin_age"))
+_FORMAT_1_RUNNING: dict[str, Any] = {
+    "backend_type": "client backend",
+    "client_addr": None,
+    "client_hostname": None,
+    "backend_age_s": None,
+    "state_age_s": None,
+    "xmin_age": None,
+    "blocked_by": [],
+}
+_FORMAT_1_RUNNING_NAMES = {"duration_s": "query_age_s", "queryid": "query_id"}
+
+
+def from_format_1(name: str, data: Any) -> Any:
+    """A format-1 dataset in the layout format 2 reads. Each format-1 dataset held its own server and its
+    own view of pg_stat_activity, read at its own instant: they stay the dataset's. Anything that is not
+    what format 1 wrote is left as it is, for the type check to refuse."""
+    if type(data) is not dict:
+        return data
+    data = dict(data)
+    if name == "locks" and "sessions" in data:
+        sessions = data.pop("sessions")
+        data["activity"] = (
+            [{**_FORMAT_1_LOCK_SESSION, **r} if type(r) is dict else r for r in sessions]
+            if type(sessions) is list
+            else sessions
+        )
+    elif name == "statements":
+        if "running" in data:
+            running = data.pop("running")
+            data["activity"] = [_format_1_running(r) for r in running] if type(running) is list else running
+        if "limit" in data:  # a snapshot always held the top `limit` of every order, unfiltered
+            data["snapshot_per_order"] = data.pop("limit")
+    return data
+
+
+def _format_1_running(row: Any) -> Any:
+    if type(row) is not dict:
+        return row
+    return {**_FORMAT_1_RUNNING, **{_FORMAT_1_RUNNING_NAMES.get(k, k): v for k, v in row.items()}}

@@ -122,3 +122,58 @@ if __name__ == "__main__":
     if sys.argv[1:] != ["--record"]:
         sys.exit("usage: python -m tests.test_snapshot_format1 --record")
     record()
+
+
+# --- every default a snapshot may rely on is written in the README -----------------------------------
+
+
+def defaulted_fields() -> dict[str, Any]:
+    """JSON path -> default, for every field of a format-2 snapshot that may be missing (the PostgreSQL
+    side: the pgbouncer dataset's rows default every column an older PgBouncer lacks, said in one line)."""
+    import dataclasses
+    import typing
+
+    from pgdoctor.collect import DATASETS
+    from pgdoctor.collect.activity import ActivityRow
+    from pgdoctor.collect.server import ServerInfo
+    from pgdoctor.serde import has_default
+    from pgdoctor.snapshot import SHARED, dataset_type
+
+    found: dict[str, Any] = {}
+
+    def walk(tp: Any, path: str, skip: tuple[str, ...] = ()) -> None:
+        origin = typing.get_origin(tp)
+        if origin is list:
+            walk(typing.get_args(tp)[0], path + "[]")
+        elif origin is dict:
+            walk(typing.get_args(tp)[1], path + ".*")
+        elif origin is not None:  # X | None
+            for arg in typing.get_args(tp):
+                walk(arg, path)
+        elif dataclasses.is_dataclass(tp):
+            hints = typing.get_type_hints(tp)
+            for f in dataclasses.fields(tp):
+                if f.name in skip:
+                    continue
+                if has_default(f):
+                    factory: Any = f.default_factory
+                    found[f"{path}.{f.name}"] = f.default if factory is dataclasses.MISSING else factory()
+                walk(hints[f.name], f"{path}.{f.name}")
+
+    walk(ServerInfo, "server")
+    walk(list[ActivityRow], "activity")
+    for name in DATASETS:
+        walk(dataset_type(name), f"datasets.{name}", SHARED)
+    return found
+
+
+def test_every_default_is_documented() -> None:
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("| field | when a snapshot lacks it |") :].split("\n\n")[0]
+    documented = {}
+    for line in section.splitlines()[2:]:
+        field, default = (cell.strip() for cell in line.strip("|").split("|"))
+        documented[field.strip("`")] = default.split(":")[0].strip("`")
+    assert documented == {path: json.dumps(value) for path, value in defaulted_fields().items()}

@@ -9,7 +9,8 @@ from dataclasses import dataclass, replace
 from pgdoctor.analyze.common import CLIENT_BACKEND, HIDDEN_QUERY, insufficient_privilege
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
 from pgdoctor.analyze.format import duration as _dur
-from pgdoctor.collect.connections import ActivityRow, ConnectionsData
+from pgdoctor.collect.activity import ActivityRow
+from pgdoctor.collect.connections import ConnectionsData
 from pgdoctor.collect.ps import PsServer
 from pgdoctor.collect.server import ServerInfo
 

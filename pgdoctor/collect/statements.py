@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pgdoctor import queries
+from pgdoctor.collect.activity import ActivityRow, collect_activity
 from pgdoctor.collect.server import ServerInfo, collect_server
 from pgdoctor.db import Database
 from pgdoctor.errors import PgDoctorError
@@ -37,7 +38,6 @@ QUERIES = {
     "statements_delta": EXTENSION_VERSIONS,
     "statements_info": tuple(v for v in EXTENSION_VERSIONS if v >= (1, 9)),
     "statements_extension": queries.SERVER_VERSIONS,
-    "statements_running": queries.SERVER_VERSIONS,
 }
 
 # --sort name -> the column of queries/statements_top it orders by (descending, on the server; the
@@ -150,31 +150,17 @@ class InfoRow:
 
 
 @dataclass(frozen=True)
-class RunningRow:
-    pid: int
-    application_name: str
-    usename: str | None
-    datname: str | None
-    state: str | None
-    wait_event_type: str | None
-    wait_event: str | None
-    duration_s: float | None
-    xact_age_s: float | None
-    queryid: int | None
-    query: str | None
-
-
-@dataclass(frozen=True)
 class StatementsData:
     server: ServerInfo
+    activity: list[ActivityRow]  # every backend; analysis lists the statements running now
     extension: Availability
-    limit: int  # statements kept per order
-    database_filter: str | None
-    user_filter: str | None
     interval_s: float | None  # --interval: figures are the difference between two reads
     tops: dict[str, Top]  # per --sort name
     info: InfoRow | None  # pg_stat_statements_info (1.9+)
-    running: list[RunningRow]
+    # A snapshot's: it holds the top this many statements of every order, unfiltered (a command's
+    # --limit, --database and --user then pick from those). None for a live read, which sorted, limited
+    # and filtered on the server as the command asked.
+    snapshot_per_order: int | None
 
 
 @dataclass(frozen=True)
@@ -373,9 +359,10 @@ def _baseline_params(rows: list[_BaselineRow]) -> dict[str, list[Any]]:
     return {name: [getattr(r, name) for r in rows] for name in names}
 
 
-def collect_running(db: Database) -> list[RunningRow]:
-    sql = queries.load("statements_running", queries.server_version(db.server_version_num))
-    return mask_rows(db.rows(sql, RunningRow))  # no password in any output or snapshot
+def capture(db: Database, server: ServerInfo, activity: list[ActivityRow]) -> StatementsData:
+    """The dataset for a snapshot: the top SNAPSHOT_LIMIT statements of every order, unfiltered, with the
+    server and pg_stat_activity it read once."""
+    return _collect(db, server, lambda: activity, SORTS, SNAPSHOT_LIMIT, None, None, None, None, True)
 
 
 def collect(
@@ -388,14 +375,31 @@ def collect(
     interval_s: float | None = None,
     sleep: Callable[[float], None] | None = None,
 ) -> StatementsData:
-    """The top `limit` statements in each of `sorts` (all of them for a snapshot), and what runs now.
+    """The top `limit` statements in each of `sorts` (in `database`, by `user`), and what runs now.
 
     With `interval_s`, read every statement's counters, wait, and report the difference.
     """
+    server = collect_server(db, SETTINGS)
+    return _collect(
+        db, server, lambda: collect_activity(db), sorts, limit, database, user, interval_s, sleep, False
+    )
+
+
+def _collect(
+    db: Database,
+    server: ServerInfo,
+    activity: Callable[[], list[ActivityRow]],
+    sorts: tuple[str, ...],
+    limit: int,
+    database: str | None,
+    user: str | None,
+    interval_s: float | None,
+    sleep: Callable[[float], None] | None,
+    snapshot: bool,
+) -> StatementsData:
     for sort in sorts:
         if sort not in ORDER:
             raise ValueError(f"unknown sort {sort!r}")
-    server = collect_server(db, SETTINGS)
     found, schema_ident = availability(db)
     tops: dict[str, Top] = {}
     info: InfoRow | None = None
@@ -420,12 +424,10 @@ def collect(
             found, tops, info = changed, {}, None
     return StatementsData(
         server=server,
+        activity=activity(),  # read last: what runs now, after the interval
         extension=found,
-        limit=limit,
-        database_filter=database,
-        user_filter=user,
         interval_s=interval_s,
         tops=tops,
         info=info,
-        running=collect_running(db),
+        snapshot_per_order=limit if snapshot else None,
     )

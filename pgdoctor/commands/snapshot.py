@@ -26,21 +26,15 @@ def snapshot(
 ) -> None:
     """Save what every command reads as one versioned JSON file; read it back with --snapshot FILE."""
     from pgdoctor.db import connect
-    from pgdoctor.snapshot import Output, capture
+    from pgdoctor.snapshot import Output, add_pgbouncer, capture
 
     target = Output(output)  # a bad path fails here, before connecting
     try:
         with connect(dsn, timeout) as db:
             document = capture(db)
         if pgbouncer_dsn:
-            from pgdoctor.collect.connections import ConnectionsData
-            from pgdoctor.collect.pgbouncer import collect_pgbouncer
-            from pgdoctor.serde import from_jsonable, to_jsonable
-
             # the server behind PgBouncer is the one just captured: `pgbouncer --snapshot` compares with it
-            postgres = from_jsonable(ConnectionsData, document["datasets"]["connections"])
-            pooler = collect_pgbouncer(pgbouncer_dsn, timeout, postgres)
-            document["datasets"]["pgbouncer"] = to_jsonable(pooler)
+            add_pgbouncer(document, pgbouncer_dsn, timeout)
         target.write(document)
     finally:
         target.discard()
