@@ -294,3 +294,21 @@ def test_advisory_keys() -> None:
     u = key & 0xFFFFFFFFFFFFFFFF
     assert advisory_key(u >> 32, u & 0xFFFFFFFF, 1) == f"advisory key {key}"
     assert advisory_key(7, (-3) & 0xFFFFFFFF, 2) == "advisory keys (7, -3)"
+
+
+@settings(max_examples=200, deadline=None)
+@given(graphs())
+def test_connections_names_the_root_blockers_locks_does(data: LocksData) -> None:
+    """One root-blocker analysis: over all its `blocked` findings, `connections` names exactly the root
+    blockers `locks` heads its trees with (every waiter here is a client session waiting on a lock)."""
+    import re
+
+    from pgdoctor.analyze.connections import analyze as analyze_connections
+    from pgdoctor.collect.connections import ConnectionsData
+
+    report = analyze_connections(ConnectionsData(server=data.server, activity=data.activity))
+    named: set[int] = set()
+    for f in report.findings:
+        if f.code == "blocked" and "root blocker(s): " in f.message:
+            named |= {int(p) for p in re.findall(r"(\d+) \(", f.message.split("root blocker(s): ")[1])}
+    assert named == {r.pid for r in analyze(data).roots}

@@ -26,3 +26,9 @@ def lock_picture(rows: Iterable[ActivityRow]) -> list[ActivityRow]:
     rows = list(rows)
     blockers = {pid for r in rows for pid in r.blocked_by}
     return sorted((r for r in rows if waiting(r) or r.pid in blockers), key=lambda r: r.pid)
+
+
+def waits_for(rows: Iterable[ActivityRow]) -> dict[int, tuple[int, ...]]:
+    """The waits-for relation of the waiting sessions: pid -> the pids it waits on (pg_blocking_pids()),
+    what `lock_graph.root_blockers` reads for `connections` and `locks` alike."""
+    return {r.pid: tuple(r.blocked_by) for r in rows if waiting(r)}

@@ -6,9 +6,11 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
+from pgdoctor.analyze.activity import waits_for
 from pgdoctor.analyze.common import CLIENT_BACKEND, HIDDEN_QUERY, insufficient_privilege
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
 from pgdoctor.analyze.format import duration as _dur
+from pgdoctor.analyze.lock_graph import PREPARED, root_blockers
 from pgdoctor.collect.activity import ActivityRow
 from pgdoctor.collect.connections import ConnectionsData
 from pgdoctor.collect.ps import PsServer
@@ -219,22 +221,18 @@ def _pids(sessions: Iterable[Session]) -> tuple[int, ...]:
     return tuple(sorted(s.pid for s in sessions))
 
 
-def root_blockers(waiting: Iterable[Session], by_pid: dict[int, Session]) -> list[Session]:
-    """The sessions at the head of the wait chains of `waiting`: they block and wait on nobody."""
-    roots: dict[int, Session] = {}
-    seen: set[int] = set()
-    stack = [pid for s in waiting for pid in s.blocked_by]
-    while stack:
-        pid = stack.pop()
-        if pid in seen or pid not in by_pid:
-            continue
-        seen.add(pid)
-        holder = by_pid[pid]
-        if holder.blocked_by:
-            stack.extend(holder.blocked_by)
+def root_names(roots: Iterable[int], rows: dict[int, Session]) -> str:
+    """The root blockers as the `blocked` finding names them: pid (application, state)."""
+    names = []
+    for pid in roots:
+        r = rows.get(pid)
+        if pid == PREPARED:
+            names.append(f"{pid} (a prepared transaction)")
+        elif r is None:
+            names.append(f"{pid} (gone)")
         else:
-            roots[pid] = holder
-    return [roots[p] for p in sorted(roots)]
+            names.append(f"{pid} ({r.application_name or '(none)'}, {r.state or r.cls})")
+    return ", ".join(names)
 
 
 def find_capacity(cap: Capacity, *, warn_pct: float, crit_pct: float) -> list[Finding]:
@@ -372,14 +370,12 @@ def analyze(
             )
         )
 
-    by_pid = {s.pid: s for s in sessions}
+    by_pid = {s.pid: s for s in every}
+    waits = waits_for(data.activity)  # the waits-for graph `locks` draws: the same root blockers
     for app, members in _by_app(sessions, lambda s: s.cls == "blocked").items():
         longest = max(s.query_age_s or 0 for s in members)
         holders = sorted({pid for s in members for pid in s.blocked_by})
-        roots = ", ".join(
-            f"{r.pid} ({r.application_name or '(none)'}, {r.state or r.cls})"
-            for r in root_blockers(members, by_pid)
-        )
+        roots = root_names(root_blockers(waits, above=_pids(members)), by_pid)
         findings.append(
             Finding(
                 Severity.CRITICAL if longest >= blocked_crit_s else Severity.WARNING,

@@ -15,7 +15,7 @@ from pgdoctor.analyze.common import HIDDEN_QUERY, insufficient_privilege
 from pgdoctor.analyze.deadlocks import DeadlockGroup
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
 from pgdoctor.analyze.format import duration
-from pgdoctor.analyze.lock_graph import Graph, TreeNode, Waiter, apply_min_wait
+from pgdoctor.analyze.lock_graph import PREPARED, Graph, TreeNode, Waiter, apply_min_wait
 from pgdoctor.analyze.lock_objects import object_name
 from pgdoctor.analyze.thresholds import (
     LOCK_PRESSURE_CRIT_PCT,
@@ -29,7 +29,6 @@ from pgdoctor.collect.activity import ActivityRow
 from pgdoctor.collect.locks import LocksData, LockTableStats, SummaryRow, WaitLock
 from pgdoctor.collect.server import ServerInfo
 
-PREPARED = 0  # pg_blocking_pids() reports a prepared transaction as pid 0
 IDLE_IN_XACT = ("idle in transaction", "idle in transaction (aborted)")
 
 
