@@ -23,7 +23,8 @@ from tests.conftest import FIXTURES, run_cli
 
 INCIDENT = FIXTURES / "incident-pg18.json"
 LOCKS = FIXTURES / "locks-pg15.json"
-STATEMENTS = FIXTURES / "statements-pg15-1.10.json"
+STATEMENTS = FIXTURES / "statements-pg15-1.10.json"  # format 1
+LOCKS_FORMAT_1 = FIXTURES / "format-1" / "locks-pg15.json"
 
 
 def _mutated(tmp_path: Path, source: Path, change: Any) -> Path:
@@ -35,13 +36,13 @@ def _mutated(tmp_path: Path, source: Path, change: Any) -> Path:
 
 
 def _setting(doc: dict[str, Any], name: str, value: str) -> None:
-    for row in doc["datasets"]["connections"]["server"]["settings"]:
+    for row in doc["server"]["settings"]:
         if row["name"] == name:
             row["setting"] = value
 
 
 def _first_client(doc: dict[str, Any]) -> dict[str, Any]:
-    activity = doc["datasets"]["connections"]["activity"]
+    activity = doc["activity"]
     return next(r for r in activity if r["backend_type"] == "client backend")
 
 
@@ -58,7 +59,7 @@ CASES = {
     "format_version 0": lambda d: d.update(format_version=0),
     "negative pid": lambda d: _first_client(d).update(pid=-5),
     "negative blocker": lambda d: _first_client(d).update(blocked_by=[-1]),
-    "version_num 0": lambda d: d["datasets"]["connections"]["server"].update(version_num=0),
+    "version_num 0": lambda d: d["server"].update(version_num=0),
     "a bool for an int": lambda d: _first_client(d).update(pid=True),
 }
 
@@ -132,6 +133,7 @@ COMMANDS = {
     INCIDENT: [["connections", "--sessions", "--full"], ["recommend", "--ram", "64GB", "--app", "w=4x2"]],
     LOCKS: [["locks", "--all", "--full"]],
     STATEMENTS: [["slow-queries", "--full"]],
+    LOCKS_FORMAT_1: [["locks", "--all", "--full"], ["connections"]],
 }
 DOCS = {path: json.loads(path.read_text()) for path in COMMANDS}
 
