@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import importlib
 import json
 import os
@@ -15,10 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
+
 from pgdoctor import __version__
 from pgdoctor.collect import DATASETS, POOLER_DATASETS
 from pgdoctor.errors import ExitCode, PgDoctorError
-from pgdoctor.serde import from_jsonable, to_jsonable
+from pgdoctor.serde import convert, decode, not_json, to_jsonable
 
 if typing.TYPE_CHECKING:
     from types import ModuleType
@@ -197,71 +200,71 @@ def _refuse(path: Path | str, why: str) -> typing.NoReturn:
     raise PgDoctorError(f"snapshot {path}: {why}", ExitCode.USAGE)
 
 
-def _read_bounded(path: Path | str) -> bytes:
-    """The file's bytes, read in chunks: at most MAX_SNAPSHOT_BYTES, and only if it starts like JSON."""
-    chunks: list[bytes] = []
-    size = 0
+def _read_bounded(path: Path | str) -> bytearray:
+    """The file's bytes, read in chunks into one buffer: at most MAX_SNAPSHOT_BYTES, and only if it
+    starts like JSON."""
+    data = bytearray()
     with open(path, "rb") as fh:
         while True:
             chunk = fh.read(_CHUNK)
             if not chunk:
                 break
             head = chunk.lstrip(b" \t\r\n")[:1]
-            if not chunks and head and head not in b'{["-0123456789tfn':  # /dev/zero stops here
+            if not data and head and head not in b'{["-0123456789tfn':  # /dev/zero stops here
                 _refuse(path, "not valid JSON: no JSON value starts with this byte")
-            size += len(chunk)
-            if size > MAX_SNAPSHOT_BYTES:
+            if len(data) + len(chunk) > MAX_SNAPSHOT_BYTES:
                 _refuse(
                     path, f"larger than {MAX_SNAPSHOT_BYTES // (1024 * 1024)} MiB; not a pgdoctor snapshot"
                 )
-            chunks.append(chunk)
-    return b"".join(chunks)
+            data += chunk
+    return data
 
 
-def _no_constant(name: str) -> typing.NoReturn:
-    raise ValueError(f"{name} is not a number a snapshot holds")
+class _Envelope(msgspec.Struct):
+    """A snapshot's outer object; the parts are kept as JSON text (msgspec.Raw) until a command reads
+    one, so a command decodes only what it uses."""
+
+    format: Any = None
+    format_version: Any = None
+    pgdoctor_version: Any = None
+    server: msgspec.Raw = msgspec.Raw()
+    activity: msgspec.Raw = msgspec.Raw()
+    datasets: msgspec.Raw = msgspec.Raw()
 
 
-def _lone_surrogate(value: Any) -> bool:
-    if type(value) is str:
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    if type(value) is dict:
-        return any(_lone_surrogate(k) or _lone_surrogate(v) for k, v in value.items())
-    if type(value) is list:
-        return any(_lone_surrogate(v) for v in value)
-    return False
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """A snapshot file whose envelope was checked; its parts are still JSON text."""
+
+    path: Path
+    format_version: int
+    pgdoctor_version: str
+    server: msgspec.Raw  # format 2
+    activity: msgspec.Raw  # format 2
+    datasets: dict[str, msgspec.Raw]
 
 
-def read(path: Path) -> dict[str, Any]:
+def read(path: Path) -> Snapshot:
     """Load and check a snapshot file's envelope; one clear error for anything that is not one."""
     try:
-        text = _read_bounded(path).decode("utf-8")
+        data = _read_bounded(path)
     except FileNotFoundError:
         raise PgDoctorError(f"snapshot {path}: no such file", ExitCode.USAGE) from None
     except IsADirectoryError:
         _refuse(path, "is a directory")
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise PgDoctorError(f"snapshot {path}: cannot read it ({exc})", ExitCode.USAGE) from None
     try:
-        doc = json.loads(text, parse_constant=_no_constant)
-    except json.JSONDecodeError as exc:
-        raise PgDoctorError(
-            f"snapshot {path}: not valid JSON (truncated or corrupt?): {exc.msg} at line {exc.lineno}",
-            ExitCode.USAGE,
-        ) from None
+        doc = msgspec.json.decode(data, type=_Envelope)
+    except msgspec.ValidationError:  # not an object (a ValidationError is a DecodeError: first)
+        raise PgDoctorError(f"snapshot {path}: not a pgdoctor snapshot", ExitCode.USAGE) from None
+    except msgspec.DecodeError as exc:
+        _refuse(path, not_json(data, exc))
     except RecursionError:
         _refuse(path, "nested deeper than a snapshot is")
-    except ValueError as exc:  # NaN, Infinity; an integer of more than 4,300 digits
-        _refuse(path, f"not a snapshot's JSON ({str(exc)[:100]})")
-    if ("\\ud" in text or "\\uD" in text) and _lone_surrogate(doc):  # JSON escapes can make them
-        _refuse(path, "holds a lone surrogate (\\ud800-\\udfff), which no text encodes")
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+    if doc.format != FORMAT:
         raise PgDoctorError(f"snapshot {path}: not a pgdoctor snapshot", ExitCode.USAGE)
-    version = doc.get("format_version")
+    version = doc.format_version
     if type(version) is not int or version < 1:
         _refuse(path, f"format_version {str(version)[:20]!r} is not a version number")
     if version > FORMAT_VERSION:
@@ -270,46 +273,81 @@ def read(path: Path) -> dict[str, Any]:
             f"({FORMAT_VERSION}); upgrade pgdoctor",
             ExitCode.USAGE,
         )
-    if not isinstance(doc.get("datasets"), dict):
+    try:
+        datasets = msgspec.json.decode(doc.datasets or b"null", type=dict[str, msgspec.Raw] | None)
+    except msgspec.ValidationError:
+        datasets = None
+    if datasets is None:
         raise PgDoctorError(f"snapshot {path}: has no datasets", ExitCode.USAGE)
-    return doc
+    return Snapshot(
+        path=path,
+        format_version=version,
+        pgdoctor_version=str(doc.pgdoctor_version or "?")[:20],
+        server=doc.server,
+        activity=doc.activity,
+        datasets=datasets,
+    )
 
 
 def load_dataset(path: Path, name: str, cls: type[T]) -> T:
     """One dataset of a snapshot file, as the same dataclass a live collector returns."""
-    doc = read(path)
-    if name not in doc["datasets"]:
+    snap = read(path)
+    if name not in snap.datasets:
         raise PgDoctorError(
-            f"snapshot {path}: has no {name!r} data (taken with pgdoctor "
-            f"{str(doc.get('pgdoctor_version', '?'))[:20]}); take a new one with `pgdoctor snapshot`",
+            f"snapshot {path}: has no {name!r} data (taken with pgdoctor {snap.pgdoctor_version}); "
+            "take a new one with `pgdoctor snapshot`",
             ExitCode.USAGE,
         )
-    data = doc["datasets"][name]
-    try:
-        if doc["format_version"] == 1:
-            return from_jsonable(cls, from_format_1(name, data), where=f"{path}: {name}")
-        return from_jsonable(cls, data, where=f"{path}: {name}", given=_shared(path, doc, cls))
-    except PgDoctorError:
-        raise
-    except (TypeError, ValueError) as exc:
-        raise PgDoctorError(f"snapshot {path}: invalid {name} data ({exc})", ExitCode.USAGE) from None
+    where = f"{path}: {name}"
+    raw = snap.datasets[name]
+    if snap.format_version == 1:
+        try:
+            generic = msgspec.json.decode(raw)
+        except (msgspec.ValidationError, RecursionError):  # integers of thousands of digits, depth
+            raise PgDoctorError(f"invalid snapshot: {where}: not a snapshot's JSON", ExitCode.USAGE) from None
+        except msgspec.DecodeError as exc:
+            raise PgDoctorError(
+                f"invalid snapshot: {where}: not valid JSON ({exc})", ExitCode.USAGE
+            ) from None
+        return convert(cls, from_format_1(name, generic), where)
+    shared = _shared(snap, cls)
+    own: Any = decode(_own_type(typing.cast(Any, cls)), raw, where)
+    return cls(**{f.name: getattr(own, f.name) for f in dataclasses.fields(own)}, **shared)
 
 
-def _shared(path: Path, doc: dict[str, Any], cls: type) -> dict[str, Any]:
+@functools.cache
+def _own_type(cls: type) -> type:
+    """`cls` without the fields a format-2 snapshot stores once beside the datasets (same name)."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    fields: list[Any] = []
+    for f in dataclasses.fields(cls):
+        if f.name in SHARED:
+            continue
+        if f.default is not dataclasses.MISSING:
+            fields.append((f.name, hints[f.name], dataclasses.field(default=f.default)))
+        elif f.default_factory is not dataclasses.MISSING:
+            fields.append((f.name, hints[f.name], dataclasses.field(default_factory=f.default_factory)))
+        else:
+            fields.append((f.name, hints[f.name]))
+    return dataclasses.make_dataclass(cls.__name__, fields, frozen=True)
+
+
+def _shared(snap: Snapshot, cls: type) -> dict[str, Any]:
     """The fields of `cls` a format-2 snapshot stores once, beside the datasets, read from there."""
     from pgdoctor.collect.activity import ActivityRow
     from pgdoctor.collect.connections import ConnectionsData
     from pgdoctor.collect.server import ServerInfo
 
     names = {f.name for f in dataclasses.fields(cls)} & set(SHARED)
+    if not names:
+        return {}
     for key in ("server", "activity"):
-        if names and key not in doc:
-            raise PgDoctorError(f"invalid snapshot: {path} lacks {key}", ExitCode.USAGE)
-    given: dict[str, Any] = {}
-    if names:
-        given["server"] = from_jsonable(ServerInfo, doc["server"], where=f"{path}: server")
+        if not len(getattr(snap, key)):
+            raise PgDoctorError(f"invalid snapshot: {snap.path} lacks {key}", ExitCode.USAGE)
+    given: dict[str, Any] = {"server": decode(ServerInfo, snap.server, f"{snap.path}: server")}
     if names - {"server"}:
-        given["activity"] = from_jsonable(list[ActivityRow], doc["activity"], where=f"{path}: activity")
+        where = f"{snap.path}: activity"
+        given["activity"] = decode(list[ActivityRow], snap.activity, where, ints_bounded=True)
     if "postgres" in names:
         given["postgres"] = ConnectionsData(server=given["server"], activity=given["activity"])
     return {key: value for key, value in given.items() if key in names}

@@ -123,7 +123,7 @@ def test_reading_stops_at_the_size_limit(tmp_path: Path, monkeypatch: pytest.Mon
 def test_every_recorded_snapshot_still_reads() -> None:
     for path in sorted(FIXTURES.glob("*.json")):
         doc = snapshot_module.read(path)
-        for name in doc["datasets"]:
+        for name in doc.datasets:
             snapshot_module.load_dataset(path, name, snapshot_module.dataset_type(name))
 
 
@@ -226,3 +226,36 @@ def test_fuzzed_snapshots_raise_nothing_but_pgdoctor_errors(tmp_path: Path, data
     for command in COMMANDS[source]:
         for fmt in ("plain", "json"):
             _run_in_process([*command, "--snapshot", str(target), "-f", fmt])
+
+
+def test_every_int_of_an_activity_row_declares_its_range() -> None:
+    """The 100,000 activity rows are decoded without a second pass (serde.decode ints_bounded): msgspec
+    checks every int against its declared range, so each must have one."""
+    import typing
+
+    import msgspec
+
+    from pgdoctor.collect.activity import ActivityRow
+    from pgdoctor.serde import decode
+
+    def ints(hint: Any) -> list[Any]:
+        """The int types inside a hint (X | None, list[X]), Annotated ones whole."""
+        if typing.get_origin(hint) is typing.Annotated:
+            return [hint] if typing.get_args(hint)[0] is int else []
+        if hint is int:
+            return [hint]
+        return [t for arg in typing.get_args(hint) for t in ints(arg)]
+
+    hints = typing.get_type_hints(ActivityRow, include_extras=True)
+    assert [name for name, hint in hints.items() if ints(hint)] == [
+        "pid",
+        "xmin_age",
+        "blocked_by",
+        "query_id",
+    ]
+    for name, hint in hints.items():
+        for found in ints(hint):
+            assert "ge=" in repr(found) and "le=" in repr(found), (name, found)
+    wide = msgspec.json.encode([{"pid": 2**64}])
+    with pytest.raises(PgDoctorError, match=r"activity\[0\]\.pid should be int <= "):
+        decode(list[ActivityRow], wide, "activity", ints_bounded=True)

@@ -42,7 +42,7 @@ class ViaPgBouncer:
 POOLER_IDLE = "pgbouncer (idle server connection)"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Session:
     """A backend as pgdoctor reports it."""
 

@@ -12,21 +12,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pgdoctor import queries
+from pgdoctor.collect.ranges import BlockerPid, Int64, Pid
 from pgdoctor.db import Database
 from pgdoctor.secrets import mask_rows
 
 QUERIES = {"activity": queries.SERVER_VERSIONS}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: 100,000 rows take a third of the memory
 class ActivityRow:
     """One backend of pg_stat_activity (pgdoctor's own left out).
 
     The columns every supported server has come first; a column a newer PostgreSQL added has a default,
-    which is what an older server (or an older snapshot) gives.
+    which is what an older server (or an older snapshot) gives. Every int is bounded (`collect.ranges`),
+    so a snapshot's 100,000 rows are checked while msgspec decodes them.
     """
 
-    pid: int
+    pid: Pid
     backend_type: str  # '' when hidden from this role
     datname: str | None
     usename: str | None
@@ -40,12 +42,12 @@ class ActivityRow:
     xact_age_s: float | None
     query_age_s: float | None  # for an active session: how long its statement has run
     state_age_s: float | None
-    xmin_age: int | None  # age(backend_xmin) in transactions
+    xmin_age: Int64 | None  # age(backend_xmin) in transactions
     query: str | None
     # pg_blocking_pids(), asked for sessions that wait on a lock and for those whose wait is hidden from
     # this role; 0 stands for a prepared transaction
-    blocked_by: list[int]
-    query_id: int | None = None  # PostgreSQL 14+: pg_stat_statements' queryid (compute_query_id)
+    blocked_by: list[BlockerPid]
+    query_id: Int64 | None = None  # PostgreSQL 14+: pg_stat_statements' queryid (compute_query_id)
 
 
 def collect_activity(db: Database) -> list[ActivityRow]:
