@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import gc
 import importlib
-import json
 import os
 import stat
-import sys
-import tempfile
 import typing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +19,10 @@ from pgdoctor import __version__
 from pgdoctor.collect import DATASETS, POOLER_DATASETS
 from pgdoctor.errors import ExitCode, PgDoctorError
 from pgdoctor.serde import convert, decode, not_json, to_jsonable
+from pgdoctor.snapshot.format1 import from_format_1
+from pgdoctor.snapshot.output import Output, save
+
+__all__ = ["Output", "capture", "dataset_type", "load_dataset", "read", "save"]
 
 if typing.TYPE_CHECKING:
     from types import ModuleType
@@ -92,103 +92,6 @@ def add_pgbouncer(document: dict[str, Any], dsn: str | None, timeout_s: float) -
     from pgdoctor.collect.pgbouncer import collect_pgbouncer
 
     document["datasets"]["pgbouncer"] = _own(collect_pgbouncer(dsn, timeout_s))
-
-
-class Output:
-    """Where `snapshot -o` writes, checked and opened before anything is collected.
-
-    `-` is stdout. A regular file (reached directly or through symlinks, which stay) or a new path is
-    written atomically: a temporary file beside it, renamed over it once complete, so a half-written
-    snapshot never replaces a good one. Anything else that can be opened for writing (a device, a FIFO,
-    /dev/stdout) is written through, never replaced. A missing directory, a directory, an empty name or
-    a place pgdoctor may not write is one line and exit 2.
-    """
-
-    def __init__(self, spec: str) -> None:
-        self.spec = spec
-        self.stream: typing.TextIO | None = None
-        self.tmp: str | None = None
-        self.final: str | None = None
-        self.mode: int | None = None
-        if spec == "-":
-            self.stream = sys.stdout
-            return
-        if not spec.strip():
-            self._fail("give a file name (or - for standard output)")
-        path = os.path.abspath(spec)
-        try:
-            st: os.stat_result | None = os.stat(path)  # follows symlinks
-        except FileNotFoundError:
-            st = None
-        except OSError as exc:
-            self._fail(exc.strerror or str(exc))
-        if st is not None and stat.S_ISDIR(st.st_mode):
-            self._fail("is a directory")
-        special = st is not None and not stat.S_ISREG(st.st_mode)
-        if special or path.startswith(("/dev/", "/proc/")):  # write through, never replace
-            try:
-                self.stream = open(path, "w", encoding="utf-8")  # noqa: SIM115 (closed in write/discard)
-            except OSError as exc:
-                self._fail(exc.strerror or str(exc))
-            return
-        real = os.path.realpath(path)  # a symlink (even a dangling one) names the file to write
-        parent = os.path.dirname(real)
-        if not os.path.isdir(parent):
-            self._fail(f"no such directory {parent}")
-        if st is not None:
-            if not os.access(real, os.W_OK):
-                self._fail("permission denied")
-            self.mode = stat.S_IMODE(st.st_mode)
-        try:
-            fd, self.tmp = tempfile.mkstemp(prefix=f".{os.path.basename(real)}.", dir=parent)
-        except OSError as exc:
-            self._fail(f"cannot write in {parent}: {exc.strerror or exc}")
-        self.final = real
-        self.stream = os.fdopen(fd, "w", encoding="utf-8")
-
-    def _fail(self, why: str) -> typing.NoReturn:
-        raise PgDoctorError(f"-o {self.spec!r}: {why}", ExitCode.USAGE)
-
-    def write(self, document: dict[str, Any]) -> None:
-        assert self.stream is not None
-        try:
-            json.dump(document, self.stream, indent=1, sort_keys=False)
-            self.stream.write("\n")
-            self.stream.flush()
-            if self.tmp is not None and self.final is not None:
-                self.stream.close()
-                if self.mode is None:
-                    umask = os.umask(0)
-                    os.umask(umask)
-                    self.mode = 0o666 & ~umask  # mkstemp makes 0600; a snapshot is an ordinary file
-                os.chmod(self.tmp, self.mode)
-                os.replace(self.tmp, self.final)
-                self.tmp = None
-            elif self.stream is not sys.stdout:
-                self.stream.close()
-        except OSError as exc:
-            self.discard()
-            self._fail(f"cannot write: {exc.strerror or exc}")
-        finally:
-            self.discard()
-
-    def discard(self) -> None:
-        """Close, and remove the temporary file of a write that did not complete."""
-        if self.stream is not None and self.stream is not sys.stdout and not self.stream.closed:
-            with contextlib.suppress(OSError):
-                self.stream.close()
-        if self.tmp is not None:
-            Path(self.tmp).unlink(missing_ok=True)
-            self.tmp = None
-
-
-def save(document: dict[str, Any], path: Path | str) -> None:
-    """Write a snapshot document to `path` (see Output)."""
-    out = Output(str(path))
-    try:
-        out.write(document)
-    finally:
-        out.discard()
 
 
 # The largest snapshot file read: 100,000 sessions make about 50 MB; anything past this is not one
@@ -382,48 +285,3 @@ def _shared(snap: Snapshot, cls: type) -> dict[str, Any]:
     if "postgres" in names:
         given["postgres"] = ConnectionsData(server=given["server"], activity=given["activity"])
     return {key: value for key, value in given.items() if key in names}
-
-
-# What format 1 kept per dataset and format 2 reads as pg_stat_activity rows: `locks.sessions` (the
-# sessions in the lock picture, without these columns) and `statements.running` (the client backends
-# running a statement, with two columns named otherwise and without the others).
-_FORMAT_1_LOCK_SESSION = dict.fromkeys(("client_addr", "client_hostname", "backend_age_s", "xmin_age"))
-_FORMAT_1_RUNNING: dict[str, Any] = {
-    "backend_type": "client backend",
-    "client_addr": None,
-    "client_hostname": None,
-    "backend_age_s": None,
-    "state_age_s": None,
-    "xmin_age": None,
-    "blocked_by": [],
-}
-_FORMAT_1_RUNNING_NAMES = {"duration_s": "query_age_s", "queryid": "query_id"}
-
-
-def from_format_1(name: str, data: Any) -> Any:
-    """A format-1 dataset in the layout format 2 reads. Each format-1 dataset held its own server and its
-    own view of pg_stat_activity, read at its own instant: they stay the dataset's. Anything that is not
-    what format 1 wrote is left as it is, for the type check to refuse."""
-    if type(data) is not dict:
-        return data
-    data = dict(data)
-    if name == "locks" and "sessions" in data:
-        sessions = data.pop("sessions")
-        data["activity"] = (
-            [{**_FORMAT_1_LOCK_SESSION, **r} if type(r) is dict else r for r in sessions]
-            if type(sessions) is list
-            else sessions
-        )
-    elif name == "statements":
-        if "running" in data:
-            running = data.pop("running")
-            data["activity"] = [_format_1_running(r) for r in running] if type(running) is list else running
-        if "limit" in data:  # a snapshot always held the top `limit` of every order, unfiltered
-            data["snapshot_per_order"] = data.pop("limit")
-    return data
-
-
-def _format_1_running(row: Any) -> Any:
-    if type(row) is not dict:
-        return row
-    return {**_FORMAT_1_RUNNING, **{_FORMAT_1_RUNNING_NAMES.get(k, k): v for k, v in row.items()}}
