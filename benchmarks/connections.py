@@ -6,7 +6,8 @@
    `pgdoctor connections -f json` vs a bare script that imports psycopg, connects and fetches the same rows.
 2. `pgdoctor --help`.
 3. Analysis + rendering of synthetic snapshots of 1,000 / 10,000 / 100,000 sessions (wall time and peak
-   RSS of the whole process, `--format plain` and `--format json`).
+   RSS of the whole process, `--format plain` and `--format json` with `--sessions`, and plain without).
+   `--offline`: only this part.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def live(version: str, n: int, runs: int) -> dict[str, Any]:
 def synthetic_snapshot(n: int, path: Path) -> None:
     """The recorded incident, its sessions repeated (new pids) until there are n clients."""
     doc = json.loads((ROOT / "fixtures" / "incident-pg18.json").read_text())
-    activity = doc["datasets"]["connections"]["activity"]
+    activity = doc["activity"]
     clients = [r for r in activity if r["backend_type"] == "client backend"]
     others = [r for r in activity if r["backend_type"] != "client backend"]
     rows = []
@@ -100,8 +101,8 @@ def synthetic_snapshot(n: int, path: Path) -> None:
         row["pid"] = 100_000 + i
         row["application_name"] = f"{row['application_name']}_{i % 50}"
         rows.append(row)
-    doc["datasets"]["connections"]["activity"] = others + rows
-    for s in doc["datasets"]["connections"]["server"]["settings"]:
+    doc["activity"] = others + rows
+    for s in doc["server"]["settings"]:
         if s["name"] == "max_connections":
             s["setting"] = str(n + 10)
     path.write_text(json.dumps(doc))
@@ -113,13 +114,14 @@ def offline(sizes: list[int]) -> list[dict[str, Any]]:
         for n in sizes:
             path = Path(tmp) / f"snap-{n}.json"
             synthetic_snapshot(n, path)
-            for fmt in ("plain", "json"):
-                cmd = [*PGDOCTOR, "connections", "--snapshot", str(path), "-f", fmt, "--sessions"]
+            for fmt, listed in (("plain", True), ("json", True), ("plain", False)):
+                cmd = [*PGDOCTOR, "connections", "--snapshot", str(path), "-f", fmt]
+                cmd += ["--sessions"] if listed else []
                 runs = [peak_rss_kib(cmd) for _ in range(3)]
                 results.append(
                     {
                         "sessions": n,
-                        "format": fmt,
+                        "format": fmt + (" --sessions" if listed else ""),
                         "wall_s": statistics.median(r[0] for r in runs),
                         "peak_rss_mb": max(r[1] for r in runs) / 1024,
                         "file_mb": path.stat().st_size / 1e6,
@@ -134,23 +136,25 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--version", default="18")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
+    parser.add_argument("--offline", action="store_true", help="only the snapshot analysis (no server)")
     args = parser.parse_args()
     # An installed pgdoctor has its bytecode compiled by pip; this source tree may not (and
     # PYTHONDONTWRITEBYTECODE may be set), so compile it once rather than time the compiler.
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "pgdoctor")], check=True)
 
-    help_s = median_of([*PGDOCTOR, "--help"], args.runs)
-    print(f"pgdoctor --help: median {help_s * 1000:.0f} ms over {args.runs} runs")
-    result = live(args.version, args.sessions, args.runs)
-    print(
-        f"live, PostgreSQL {args.version}, {result['sessions']} client sessions, median of {args.runs}: "
-        f"pgdoctor connections {result['pgdoctor_s'] * 1000:.0f} ms, bare psycopg script "
-        f"{result['bare_s'] * 1000:.0f} ms, ratio {result['ratio']:.2f}x"
-    )
+    if not args.offline:
+        help_s = median_of([*PGDOCTOR, "--help"], args.runs)
+        print(f"pgdoctor --help: median {help_s * 1000:.0f} ms over {args.runs} runs")
+        result = live(args.version, args.sessions, args.runs)
+        print(
+            f"live, PostgreSQL {args.version}, {result['sessions']} client sessions, median of {args.runs}: "
+            f"pgdoctor connections {result['pgdoctor_s'] * 1000:.0f} ms, bare psycopg script "
+            f"{result['bare_s'] * 1000:.0f} ms, ratio {result['ratio']:.2f}x"
+        )
     print("offline (snapshot -> analyze -> render, whole process, median of 3):")
-    print(f"{'sessions':>9} {'format':>6} {'wall s':>7} {'peak RSS MB':>11} {'file MB':>8}")
+    print(f"{'sessions':>9} {'format':>16} {'wall s':>7} {'peak RSS MB':>11} {'file MB':>8}")
     for r in offline(args.sizes):
-        cells = f"{r['sessions']:>9} {r['format']:>6} {r['wall_s']:>7.2f}"
+        cells = f"{r['sessions']:>9} {r['format']:>16} {r['wall_s']:>7.2f}"
         print(f"{cells} {r['peak_rss_mb']:>11.0f} {r['file_mb']:>8.1f}")
 
 

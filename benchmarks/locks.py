@@ -9,7 +9,7 @@ measures, on the server (EXPLAIN ANALYZE, median of --repeat runs, no per-node t
 
 - bare        the reference: SELECT pid, pg_blocking_pids(pid) FROM pg_stat_activity
               WHERE wait_event_type = 'Lock'
-- activity    pgdoctor's locks_activity (always run; never reads pg_locks)
+- activity    pgdoctor's pg_stat_activity read, shared with connections and slow-queries (no pg_locks)
 - waits       pgdoctor's locks_waits (run only when someone waits; one pass over pg_locks)
 - summary     pgdoctor's locks_summary (only with --all; one pass over pg_locks)
 - self-join   the widely copied pg_locks self-join on locktype/database/relation, for contrast
@@ -136,7 +136,7 @@ def bench(version: str, sizes: list[int], waiters: int, repeat: int, self_join_t
         bulk.execute("BEGIN")
         conn = pg.connect()
         qv = queries.server_version(conn.info.server_version)
-        sql = {name: queries.load(name, qv) for name in ("locks_activity", "locks_waits", "locks_summary")}
+        sql = {name: queries.load(name, qv) for name in ("activity", "locks_waits", "locks_summary")}
         print(f"\nPostgreSQL {conn.execute('SHOW server_version').fetchone()[0]}: {waiters} waiters")  # type: ignore[index]
         head = (
             f"{'entries':>8} | {'bare':>6} {'activity':>8} {'waits':>7} {'summary':>7} {'self-join':>9} "
@@ -153,7 +153,7 @@ def bench(version: str, sizes: list[int], waiters: int, repeat: int, self_join_t
             have = size
             entries = conn.execute("SELECT count(*) FROM pg_locks").fetchone()[0]  # type: ignore[index]
             bare = server_ms(conn, BARE, repeat)
-            activity = server_ms(conn, sql["locks_activity"], repeat)
+            activity = server_ms(conn, sql["activity"], repeat)
             waits = server_ms(conn, sql["locks_waits"], repeat)
             summary = server_ms(conn, sql["locks_summary"], max(repeat // 2, 1))
             conn.execute(f"SET statement_timeout = {int(self_join_timeout * 1000)}".encode())

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 
-from pgdoctor.collect.statements import _Reader  # noqa: E402
+from pgdoctor.collect.statements_sql import Reader  # noqa: E402
 from tests.pgcluster import Cluster  # noqa: E402
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
@@ -99,7 +99,7 @@ def bench(version: str, entries: int, runs: int) -> dict[str, Any]:
             ext = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements'")
             version_row = ext.fetchone()
             assert held and dealloc and version_row
-            reader = _Reader(str(version_row[0]), "public")
+            reader = Reader(str(version_row[0]), "public")
             top = reader.top_sql(interval=False)
             params = {"limit": 10, "database": None, "user": None, "sort": "total"}
             ours, bare = server_ms(conn, top, params, BARE, 2 * runs + 1)

@@ -1,151 +1,157 @@
 """Typed rows <-> JSON, for snapshots: frozen dataclasses of plain values, checked on the way in.
 
-Reading builds one converter per type (cached), so a snapshot of 100,000 rows costs one pass of plain
-function calls; the path to a bad value (`activity[3].pid`) is only assembled when something is wrong.
+JSON is decoded straight into the dataclasses by msgspec (in C): types are exact (a bool is not an int, a
+float is not an int), floats are finite (NaN and Infinity are no JSON; 1e400 is out of range), strings
+are valid UTF-8 without lone surrogates, and the ranges the row types declare (`collect.ranges`: pids,
+blockers, server versions, 64-bit integers) hold. What msgspec does not check is checked here: the
+integers of types that do not declare their range fit 64 bits (small parts: decoded plainly and walked
+first), and a setting pgdoctor computes with holds a number (`check_settings`).
+
+Forward compatibility: a field added to a row type after snapshots were written gets a default (or a
+default_factory), and a snapshot that lacks it reads as that default; a field without one must be there.
+Every such default is listed in the README's snapshot section (tests/test_snapshot_format1.py checks the
+list against the types). A field is never removed from what a snapshot may hold: an old snapshot's field
+that no type reads any more is ignored.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
+import re
 import typing
-from collections.abc import Callable
-from functools import cache
-from typing import Any, TypeVar, Union
+from typing import Any, TypeVar
 
+import msgspec
+
+from pgdoctor.collect.ranges import INT_MAX, INT_MIN  # the integers a snapshot may hold: 64 bits
 from pgdoctor.errors import ExitCode, PgDoctorError
 
 T = TypeVar("T")
-Converter = Callable[[Any], Any]
 
 
 def to_jsonable(value: Any) -> Any:
     """A dataclass tree as dicts, lists and plain values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, list | tuple):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
+    return msgspec.to_builtins(value)
+
+
+def has_default(f: dataclasses.Field[Any]) -> bool:
+    """Whether a snapshot may lack this field (it reads as the default)."""
+    return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+
+
+def _problem(where: str, text: str) -> PgDoctorError:
+    return PgDoctorError(f"invalid snapshot: {where}{text}", ExitCode.USAGE)
+
+
+# msgspec's words for a value that does not fit, and where ("$.activity[3].pid")
+_AT = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_EXPECTED = re.compile(r"^Expected `(?P<want>[^`]*)`(?P<rest>.*?)(?:, got `(?P<got>[^`]*)`)?$", re.DOTALL)
+_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]*)`$")
+
+
+def _place(where: str, path: str) -> str:
+    """`where` (a dataset, `activity`) joined with msgspec's path inside it."""
+    path = path.lstrip(".")
+    if not path:
+        return where
+    return where + path if path.startswith("[") else f"{where}.{path}"
+
+
+def invalid(where: str, exc: msgspec.ValidationError) -> PgDoctorError:
+    """A ValidationError as one line: `<where>.activity[3].pid should be int, found str`."""
+    m = _AT.match(str(exc))
+    assert m is not None  # the pattern matches any text
+    what, place = m.group("what"), _place(where, m.group("path") or "")
+    missing = _MISSING.match(what)
+    if missing:
+        return _problem("", f"{place} lacks {missing.group('field')}")
+    expected = _EXPECTED.match(what)
+    if expected:
+        want = expected.group("want") + expected.group("rest")
+        got = expected.group("got")
+        return _problem("", f"{place} should be {want}" + (f", found {got}" if got else ""))
+    return _problem("", f"{place}: {what}")
+
+
+def _find_wide(value: Any, path: str) -> str | None:
+    if type(value) is int:
+        return None if INT_MIN <= value <= INT_MAX else path
+    if type(value) is dict:
+        items: typing.Iterable[tuple[str, Any]] = ((f".{k}", v) for k, v in value.items())
+    elif type(value) is list:
+        items = ((f"[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for step, item in items:
+        found = _find_wide(item, path + step)
+        if found is not None:
+            return found
+    return None
+
+
+def decode(cls: type[T], data: bytes | bytearray | memoryview, where: str, ints_bounded: bool = False) -> T:
+    """JSON straight into `cls`, or one line saying what does not fit (a PgDoctorError, exit 2).
+    `ints_bounded`: every int of `cls` declares its range (`collect.ranges`), which msgspec checks;
+    else the JSON is first decoded plainly and every integer checked to fit 64 bits (small parts)."""
+    try:
+        if not ints_bounded:
+            wide = _find_wide(msgspec.json.decode(data), "")
+            if wide is not None:
+                raise _problem("", f"{_place(where, wide)} should be a 64-bit int")
+        value: T = msgspec.json.decode(data, type=cls)
+    except msgspec.ValidationError as exc:
+        raise invalid(where, exc) from None
+    except msgspec.DecodeError as exc:
+        raise _not_json(where, data, exc) from None
+    except RecursionError:
+        raise _problem(where, ": nested too deep") from None
+    check_settings(value, where)
     return value
 
 
-class _Mismatch(Exception):
-    """A value that does not fit; `path` grows as the exception climbs out of containers."""
-
-    def __init__(self, expected: str, found: Any, missing: str = "", problem: bool = False) -> None:
-        super().__init__(expected)
-        self.expected = expected
-        self.found = found
-        self.missing = missing
-        self.problem = problem  # `expected` is the whole explanation
-        self.path: list[str] = []
-
-
-def from_jsonable(cls: type[T], data: Any, where: str = "snapshot") -> T:
-    """Rebuild `cls` from JSON data, refusing anything that does not fit its type hints."""
+def convert(cls: type[T], data: Any, where: str) -> T:
+    """Decoded JSON (dicts, lists, plain values) into `cls`, checked as `decode` checks."""
+    wide = _find_wide(data, "")
+    if wide is not None:
+        raise _problem("", f"{_place(where, wide)} should be a 64-bit int")
     try:
-        return typing.cast(T, _converter(typing.cast(Any, cls))(data))
+        value: T = msgspec.convert(data, type=cls)
+    except msgspec.ValidationError as exc:
+        raise invalid(where, exc) from None
     except RecursionError:
-        raise PgDoctorError(f"invalid snapshot: {where}: nested too deep", ExitCode.USAGE) from None
-    except _Mismatch as bad:
-        place = where + "".join(reversed(bad.path))
-        if bad.missing:
-            text = f"invalid snapshot: {place} lacks {bad.missing}"
-        elif bad.problem:
-            text = f"invalid snapshot: {place}: {bad.expected}"
-        elif type(bad.found) in (int, float) and type(bad.found) is not bool:
-            text = f"invalid snapshot: {place} should be {bad.expected}, found {str(bad.found)[:40]}"
-        else:
-            text = f"invalid snapshot: {place} should be {bad.expected}, found {type(bad.found).__name__}"
-        raise PgDoctorError(text, ExitCode.USAGE) from None
+        raise _problem(where, ": nested too deep") from None
+    check_settings(value, where)
+    return value
 
 
-def _name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp))
+def not_json(data: bytes | bytearray | memoryview, exc: msgspec.DecodeError) -> str:
+    """Why msgspec refused the JSON. It calls a lone surrogate (\\ud800) malformed; the standard library
+    (on this error path only) tells the two apart."""
+    import json
+
+    try:
+        json.loads(bytes(data))
+    except (ValueError, RecursionError):
+        return f"not valid JSON (truncated or corrupt?): {exc}"
+    return "holds a lone surrogate (\\ud800-\\udfff), which no text encodes"
 
 
-@cache
-def _converter(tp: Any) -> Converter:
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        return _union(
-            [a for a in typing.get_args(tp) if a is not type(None)], type(None) in typing.get_args(tp)
-        )
-    if dataclasses.is_dataclass(tp):
-        return _dataclass(tp)
-    if origin in (list, tuple):
-        args = typing.get_args(tp)
-        return _sequence(_converter(args[0]) if args else _any, origin is tuple, _name(tp))
-    if origin is dict:
-        return _mapping(_converter(typing.get_args(tp)[1]))
-    if tp is Any:
-        return _any
-    if tp is float:
-        return _float
-    if tp is int:
-        return _int
-    if tp in (str, bool):
-        return _exact(tp)
-    if tp is type(None):
-        return _exact(type(None))
-    raise TypeError(f"cannot read {tp!r} from a snapshot")
+def _not_json(where: str, data: bytes | bytearray | memoryview, exc: msgspec.DecodeError) -> PgDoctorError:
+    return _problem(where, f": {not_json(data, exc)}")
 
 
-# Integers a snapshot may hold: PostgreSQL's widest (bigint; pg_stat_statements counters are int8,
-# queryid is int8, xids read as text). Anything wider was not written by pgdoctor.
-INT_MIN = -(2**63)
-INT_MAX = 2**64 - 1
-# What a value typed Any may hold: plain values nested at most this deep.
-ANY_DEPTH = 8
+# Settings PostgreSQL types `integer` that pgdoctor reads from the short settings list (ServerInfo).
+INTEGER_SETTINGS = frozenset(
+    """max_connections superuser_reserved_connections reserved_connections
+    idle_in_transaction_session_timeout idle_session_timeout statement_timeout max_wal_senders
+    max_worker_processes autovacuum_max_workers max_locks_per_transaction max_prepared_transactions
+    deadlock_timeout lock_timeout pg_stat_statements.max work_mem""".split()
+)
+# Row types whose `setting` pgdoctor computes with (pg_settings rows), by class name.
+SETTING_ROWS = frozenset({"SettingRow", "FullSettingRow"})
 
 
-def _any(data: Any, depth: int = 0) -> Any:
-    if type(data) in (dict, list):
-        if depth >= ANY_DEPTH:
-            raise _Mismatch("a shallower value", data)
-        for value in data.values() if type(data) is dict else data:
-            _any(value, depth + 1)
-    elif type(data) is float:
-        _float(data)
-    elif type(data) is int:
-        _int(data)
-    return data
-
-
-def _float(data: Any) -> float:
-    if type(data) is float:
-        if data - data == 0.0:  # not NaN, not ±Infinity
-            return data
-        raise _Mismatch("a finite float", data)
-    if type(data) is int and INT_MIN <= data <= INT_MAX:
-        return float(data)
-    raise _Mismatch("float", data)
-
-
-def _int(data: Any) -> int:
-    if type(data) is int and INT_MIN <= data <= INT_MAX:  # exact: a bool is not an int here
-        return data
-    raise _Mismatch("a 64-bit int" if type(data) is int else "int", data)
-
-
-def _int_at_least(low: int) -> Converter:
-    def convert(data: Any) -> int:
-        if type(data) is int and low <= data <= INT_MAX:
-            return data
-        raise _Mismatch(f"an int >= {low}" if type(data) is int else "int", data)
-
-    return convert
-
-
-def _nullable(conv: Converter) -> Converter:
-    def convert(data: Any) -> Any:
-        return None if data is None else conv(data)
-
-    return convert
-
-
-def _setting_problem(row: Any) -> str | None:
+def setting_problem(row: Any) -> str | None:
     """A setting pgdoctor computes with must hold a number: a finite one when it has a unit or a numeric
     vartype (pg_settings), an integer when PostgreSQL types it so."""
     value = row.setting
@@ -163,117 +169,20 @@ def _setting_problem(row: Any) -> str | None:
     return None
 
 
-# Settings PostgreSQL types `integer` that pgdoctor reads from the short settings list (ServerInfo).
-INTEGER_SETTINGS = frozenset(
-    """max_connections superuser_reserved_connections reserved_connections
-    idle_in_transaction_session_timeout idle_session_timeout statement_timeout max_wal_senders
-    max_worker_processes autovacuum_max_workers max_locks_per_transaction max_prepared_transactions
-    deadlock_timeout lock_timeout pg_stat_statements.max work_mem""".split()
-)
-# Checks of a whole row after its fields were read, by class name.
-_ROW_CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "SettingRow": _setting_problem,
-    "FullSettingRow": _setting_problem,
-}
-
-
-def _exact(tp: type) -> Converter:
-    def convert(data: Any) -> Any:
-        if type(data) is tp:  # exact: a bool is not an int here
-            return data
-        raise _Mismatch(_name(tp), data)
-
-    return convert
-
-
-def _union(options: list[Any], nullable: bool) -> Converter:
-    converters = [_converter(o) for o in options]
-
-    def convert(data: Any) -> Any:
-        if data is None and nullable:
-            return None
-        first: _Mismatch | None = None
-        for conv in converters:
-            try:
-                return conv(data)
-            except _Mismatch as bad:
-                first = first or bad
-        raise first or _Mismatch(" | ".join(map(_name, options)), data)
-
-    return convert
-
-
-def _dataclass(cls: Any) -> Converter:
-    hints = typing.get_type_hints(cls)
-    fields = [
-        (f.name, _FIELD_CONVERTERS.get((f.name, hints[f.name])) or _converter(hints[f.name]))
-        for f in dataclasses.fields(cls)
-    ]
-    # fields added later have defaults: snapshots taken before them lack them and stay readable
-    names = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING}
-    check = _ROW_CHECKS.get(cls.__name__)
-
-    def convert(data: Any) -> Any:
-        if type(data) is not dict:
-            raise _Mismatch(_name(cls), data)
-        if not names <= data.keys():
-            raise _Mismatch(_name(cls), data, missing=", ".join(sorted(names - data.keys())))
-        values = {}
-        for name, conv in fields:
-            if name not in data:
-                continue
-            try:
-                values[name] = conv(data[name])
-            except _Mismatch as bad:
-                bad.path.append(f".{name}")
-                raise
-        row = cls(**values)
-        if check is not None:
-            problem = check(row)
-            if problem:
-                raise _Mismatch(problem, data, problem=True)
-        return row
-
-    return convert
-
-
-def _sequence(item: Converter, as_tuple: bool, label: str) -> Converter:
-    def convert(data: Any) -> Any:
-        if type(data) is not list:
-            raise _Mismatch(label, data)
-        out = []
-        for i, value in enumerate(data):
-            try:
-                out.append(item(value))
-            except _Mismatch as bad:
-                bad.path.append(f"[{i}]")
-                raise
-        return tuple(out) if as_tuple else out
-
-    return convert
-
-
-def _mapping(value_conv: Converter) -> Converter:
-    def convert(data: Any) -> Any:
-        if type(data) is not dict:
-            raise _Mismatch("dict", data)
-        out = {}
-        for key, value in data.items():
-            try:
-                out[key] = value_conv(value)
-            except _Mismatch as bad:
-                bad.path.append(f".{key}")
-                raise
-        return out
-
-    return convert
-
-
-# Fields whose values have a sane range beyond their type, by name and type: a process id is positive
-# (0 in pg_blocking_pids() stands for a prepared transaction), a server version is 9.0 or later.
-_FIELD_CONVERTERS: dict[tuple[str, Any], Converter] = {
-    ("pid", int): _int_at_least(1),
-    ("leader_pid", int | None): _nullable(_int_at_least(1)),
-    ("blocked_by", list[int]): _sequence(_int_at_least(0), False, "list[int]"),
-    ("version_num", int): _int_at_least(90000),
-}
+def check_settings(value: Any, where: str, depth: int = 0) -> None:
+    """Every pg_settings row in the dataclass tree `value` (its server's, a settings dataset's) holds a
+    setting pgdoctor can compute with. Lists of other rows are not walked (they hold none)."""
+    if depth > 3:
+        return
+    if type(value) is list:
+        if value and type(value[0]).__name__ in SETTING_ROWS:
+            for row in value:
+                problem = setting_problem(row)
+                if problem:
+                    raise _problem(where, f": {problem}")
+        return
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            child = getattr(value, f.name)
+            if type(child) is list or dataclasses.is_dataclass(child):
+                check_settings(child, where, depth + 1)

@@ -180,3 +180,39 @@ def test_leaked_idle_connections_by_age(pg: Cluster, sessions: Sessions) -> None
     assert [f["subject"] for f in leaks] == ["leaky_worker"]
     assert leaks[0]["pids"] == sorted(pids)
     assert leaks[0]["severity"] == "warning"
+
+
+def test_connections_and_locks_name_the_same_root_blocker_for_a_role_without_pg_read_all_stats(
+    pg: Cluster, sessions: Sessions
+) -> None:
+    """The chain X <- Y <- Z: X (another role) holds a lock idle in transaction, Y (another role) queues
+    for a stronger one, Z (pgdoctor's own role) queues behind Y. Y's wait is hidden from pgdoctor's
+    role; both commands must still follow it up to X, the server's root blocker (issue 11)."""
+    ensure_role(pg, "nobody_special")  # no pg_read_all_stats
+    ensure_role(pg, "batch_owner")
+    pg.sql("DROP TABLE IF EXISTS ledger")
+    pg.sql("CREATE TABLE ledger (id int PRIMARY KEY, amount int)")
+    pg.sql("INSERT INTO ledger VALUES (1, 0)")
+    pg.sql("ALTER TABLE ledger OWNER TO batch_owner")
+    pg.sql("GRANT SELECT ON ledger TO nobody_special")
+    holder = sessions.idle_in_transaction(
+        "batch_holder", "UPDATE ledger SET amount = 1 WHERE id = 1", user="batch_owner"
+    )
+    middle = sessions.send(
+        "batch_ddl", "BEGIN; LOCK TABLE ledger IN ACCESS EXCLUSIVE MODE", user="batch_owner"
+    )
+    wait_for_lock_waits(pg, [middle])
+    reader = sessions.send("reporting", "SELECT count(*) FROM ledger", user="nobody_special")
+    wait_for_lock_waits(pg, [reader])
+    blocking = dict(pg.sql("SELECT pid, pg_blocking_pids(pid) FROM pg_stat_activity WHERE pid IN (%s, %s)",
+                           [middle, reader]))  # fmt: skip
+    assert blocking == {middle: [holder], reader: [middle]}  # the server's chain
+
+    dsn = pg.dsn(user="nobody_special")
+    conns = run_cli("connections", "-d", dsn, "--format", "json")
+    locks = run_cli("locks", "-d", dsn, "--format", "json")
+    assert conns.returncode == locks.returncode == 4, (conns.stderr, locks.stderr)  # privilege finding
+    (finding,) = [f for f in json.loads(conns.stdout)["findings"] if f["code"] == "blocked"]
+    assert finding["pids"] == [reader]
+    assert f"root blocker(s): {holder} (batch_holder, " in finding["message"]
+    assert [r["pid"] for r in json.loads(locks.stdout)["roots"]] == [holder]

@@ -145,7 +145,7 @@ def test_a_5000_digit_ram_is_one_line_exit_2() -> None:
 
 def _synthetic(tmp_path: Path, clients: int, big_query: int = 0) -> Path:
     doc = json.loads(INCIDENT.read_text())
-    activity = doc["datasets"]["connections"]["activity"]
+    activity = doc["activity"]
     base = [r for r in activity if r["backend_type"] == "client backend"]
     others = [r for r in activity if r["backend_type"] != "client backend"]
     rows = []
@@ -155,7 +155,7 @@ def _synthetic(tmp_path: Path, clients: int, big_query: int = 0) -> Path:
         rows.append(row)
     if big_query:
         rows[0]["query"] = "SELECT " + "x" * big_query
-    doc["datasets"]["connections"]["activity"] = others + rows
+    doc["activity"] = others + rows
     path = tmp_path / "snap.json"
     path.write_text(json.dumps(doc))
     return path

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from pgdoctor.analyze.deadlocks import deadlocked_groups, strongly_connected
 from pgdoctor.analyze.locks import analyze
-from pgdoctor.collect.locks import LocksData, LockSession
+from pgdoctor.collect.activity import ActivityRow
+from pgdoctor.collect.locks import LocksData
 from pgdoctor.collect.server import ServerInfo
 from pgdoctor.render import locks as render
 from pgdoctor.render.document import emit
@@ -134,13 +135,17 @@ def test_large_graphs_without_recursion() -> None:
     assert len(strongly_connected(range(n), lambda p: [p + 1] if p + 1 < n else [])) == n
 
 
-def session(pid: int, blocked_by: list[int]) -> LockSession:
-    return LockSession(
+def session(pid: int, blocked_by: list[int]) -> ActivityRow:
+    return ActivityRow(
         pid=pid,
         backend_type="client backend",
         datname="app",
         usename="app",
         application_name=f"app{pid % 3}",
+        client_addr=None,
+        client_hostname=None,
+        backend_age_s=None,
+        xmin_age=None,
         state="active" if blocked_by else "idle in transaction",
         wait_event_type="Lock" if blocked_by else None,
         wait_event="advisory" if blocked_by else None,

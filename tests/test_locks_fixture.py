@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from pgdoctor.analyze.lock_graph import TreeNode
 from pgdoctor.analyze.lock_objects import advisory_key
 from pgdoctor.analyze.locks import LocksReport, analyze
-from pgdoctor.collect.locks import LocksData, LockSession
+from pgdoctor.collect.activity import ActivityRow
+from pgdoctor.collect.locks import LocksData
 from pgdoctor.collect.server import ServerInfo
 from pgdoctor.render import locks as render
 from pgdoctor.render.document import emit
@@ -64,7 +65,7 @@ def full_appearances(trees: list[TreeNode]) -> list[int]:
 
 def reachable(data: LocksData, start: int) -> set[int]:
     kids: dict[int, set[int]] = {}
-    for s in data.sessions:
+    for s in data.activity:
         for b in s.blocked_by:
             kids.setdefault(b, set()).add(s.pid)
     seen: set[int] = set()
@@ -84,7 +85,7 @@ def test_both_versions_are_recorded() -> None:
 
 def test_trees_hold_every_recorded_blocking_pair_once(recorded: LocksData) -> None:
     report = analyze(recorded)
-    pairs = sorted((b, s.pid) for s in recorded.sessions for b in s.blocked_by)
+    pairs = sorted((b, s.pid) for s in recorded.activity for b in s.blocked_by)
     assert sorted(edges_drawn(report.trees)) == pairs
     drawn = full_appearances(report.trees)
     assert len(drawn) == len(set(drawn))  # every session drawn in full exactly once
@@ -93,13 +94,13 @@ def test_trees_hold_every_recorded_blocking_pair_once(recorded: LocksData) -> No
 
 def test_roots_and_their_totals(recorded: LocksData) -> None:
     report = analyze(recorded)
-    by_pid = {s.pid: s for s in recorded.sessions}
-    blockers = {b for s in recorded.sessions for b in s.blocked_by}
+    by_pid = {s.pid: s for s in recorded.activity}
+    blockers = {b for s in recorded.activity for b in s.blocked_by}
     expected = {b for b in blockers if not by_pid[b].blocked_by}
     assert {r.pid for r in report.roots} == expected
     for r in report.roots:
         assert r.blocks_total == len(reachable(recorded, r.pid))
-        assert r.blocks_direct == sum(r.pid in s.blocked_by for s in recorded.sessions)
+        assert r.blocks_direct == sum(r.pid in s.blocked_by for s in recorded.activity)
         if r.state in ("idle in transaction", "idle"):
             assert r.action == f"SELECT pg_terminate_backend({r.pid});"
         else:
@@ -212,13 +213,17 @@ def test_json_contract(recorded: LocksData) -> None:
 SERVER = ServerInfo(180000, "18.0", "postgres", True, True, [])
 
 
-def session(pid: int, blocked_by: list[int], state: str) -> LockSession:
-    return LockSession(
+def session(pid: int, blocked_by: list[int], state: str) -> ActivityRow:
+    return ActivityRow(
         pid=pid,
         backend_type="client backend",
         datname="app",
         usename="app",
         application_name=f"app{pid % 3}",
+        client_addr=None,
+        client_hostname=None,
+        backend_age_s=None,
+        xmin_age=None,
         state=state,
         wait_event_type="Lock" if blocked_by else None,
         wait_event="relation" if blocked_by else None,
@@ -239,20 +244,20 @@ def graphs(draw: Any) -> LocksData:
         blockers = draw(st.lists(st.sampled_from([p for p in pids if p != pid]), max_size=3, unique=True))
         state = "active" if blockers else draw(st.sampled_from(["idle in transaction", "active", "idle"]))
         sessions.append(session(pid, blockers, state))
-    return LocksData(server=SERVER, sessions=sessions, waits=None, lock_table=None, summary=None)
+    return LocksData(server=SERVER, activity=sessions, waits=None, lock_table=None, summary=None)
 
 
 @settings(max_examples=300, deadline=None)
 @given(graphs())
 def test_trees_on_any_graph(data: LocksData) -> None:
     report: LocksReport = analyze(data)
-    pairs = sorted((b, s.pid) for s in data.sessions for b in s.blocked_by)
+    pairs = sorted((b, s.pid) for s in data.activity for b in s.blocked_by)
     assert sorted(edges_drawn(report.trees)) == pairs
     drawn = full_appearances(report.trees)
     assert len(drawn) == len(set(drawn))
     for r in report.roots:
         assert r.blocks_total == len(reachable(data, r.pid))
-    by_pid = {s.pid: s for s in data.sessions}
+    by_pid = {s.pid: s for s in data.activity}
     for group in report.deadlocks:  # tests/test_locks_deadlocks.py checks the groups themselves
         if group.simple:
             cycle = list(group.pids)
@@ -269,3 +274,21 @@ def test_advisory_keys() -> None:
     u = key & 0xFFFFFFFFFFFFFFFF
     assert advisory_key(u >> 32, u & 0xFFFFFFFF, 1) == f"advisory key {key}"
     assert advisory_key(7, (-3) & 0xFFFFFFFF, 2) == "advisory keys (7, -3)"
+
+
+@settings(max_examples=200, deadline=None)
+@given(graphs())
+def test_connections_names_the_root_blockers_locks_does(data: LocksData) -> None:
+    """One root-blocker analysis: over all its `blocked` findings, `connections` names exactly the root
+    blockers `locks` heads its trees with (every waiter here is a client session waiting on a lock)."""
+    import re
+
+    from pgdoctor.analyze.connections import analyze as analyze_connections
+    from pgdoctor.collect.connections import ConnectionsData
+
+    report = analyze_connections(ConnectionsData(server=data.server, activity=data.activity))
+    named: set[int] = set()
+    for f in report.findings:
+        if f.code == "blocked" and "root blocker(s): " in f.message:
+            named |= {int(p) for p in re.findall(r"(\d+) \(", f.message.split("root blocker(s): ")[1])}
+    assert named == {r.pid for r in analyze(data).roots}

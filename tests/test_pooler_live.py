@@ -118,7 +118,7 @@ def pgdoctor_runs(bouncer: PgBouncer, tmp: Path) -> list[dict[str, Any]]:
         assert result.returncode == 0, (args, result.stderr)
         if args[0] == "snapshot":
             snap = json.loads((tmp / "snap.json").read_text())
-            docs += [{"server": d["server"]} for d in snap["datasets"].values()]
+            docs.append({"server": snap["server"]})  # one server for every dataset (format 2)
         else:
             docs.append(json.loads(result.stdout))
     return docs

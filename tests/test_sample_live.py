@@ -387,11 +387,11 @@ def test_stored_ticks_give_exactly_the_live_report(pg: Cluster, incident: Incide
     from pgdoctor.commands.sampling import sample
     from pgdoctor.db import connect
     from pgdoctor.render.sample import to_json
-    from pgdoctor.serde import from_jsonable, to_jsonable
+    from pgdoctor.serde import convert, to_jsonable
 
     with connect(pg.dsn(), 5.0) as db:
         data, analysis = sample(db, 2.0, progress=False, keep_ticks=True)
     live = to_json(analysis.finish(data))
-    stored = from_jsonable(SampleData, json.loads(json.dumps(to_jsonable(data))))
+    stored = convert(SampleData, json.loads(json.dumps(to_jsonable(data))), where="sample")
     assert to_json(analyze_sample(stored)) == live
     assert GPUSTACK in groups(live)

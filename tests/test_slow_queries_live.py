@@ -467,6 +467,7 @@ def test_cluster_without_the_preload(version: str, tmp_path: Path) -> None:
 def test_own_statements_never_crowd_out_the_list(workload: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
     """With the room kept for pgdoctor's own statements smaller than their number, pgdoctor asks again."""
     from pgdoctor.collect import statements as collector
+    from pgdoctor.collect import statements_sql
     from pgdoctor.db import connect
 
     for _ in range(2):  # pgdoctor's own statements, marked /* pgdoctor */, several distinct ones
@@ -475,7 +476,7 @@ def test_own_statements_never_crowd_out_the_list(workload: Cluster, monkeypatch:
         0
     ][0]
     assert own > 2
-    monkeypatch.setattr(collector, "OWN_ROOM", 2)
+    monkeypatch.setattr(statements_sql, "OWN_ROOM", 2)
     with connect(workload.dsn()) as db:
         data = collector.collect(db, sorts=("total",), limit=5, user=SHOP_ROLE)
     listed = data.tops["total"].statements

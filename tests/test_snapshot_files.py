@@ -53,7 +53,7 @@ def test_truncated_real_snapshot(tmp_path: Path) -> None:
 
 def test_wrong_type_inside_a_real_snapshot(tmp_path: Path) -> None:
     doc = json.loads(GOOD.read_text())
-    doc["datasets"]["connections"]["activity"][0]["pid"] = "not-a-pid"
+    doc["activity"][0]["pid"] = "not-a-pid"
     path = tmp_path / "typed.json"
     path.write_text(json.dumps(doc))
     result = run_cli("connections", "--snapshot", str(path))

@@ -23,7 +23,8 @@ from tests.conftest import FIXTURES, run_cli
 
 INCIDENT = FIXTURES / "incident-pg18.json"
 LOCKS = FIXTURES / "locks-pg15.json"
-STATEMENTS = FIXTURES / "statements-pg15-1.10.json"
+STATEMENTS = FIXTURES / "statements-pg15-1.10.json"  # format 1
+LOCKS_FORMAT_1 = FIXTURES / "format-1" / "locks-pg15.json"
 
 
 def _mutated(tmp_path: Path, source: Path, change: Any) -> Path:
@@ -35,13 +36,13 @@ def _mutated(tmp_path: Path, source: Path, change: Any) -> Path:
 
 
 def _setting(doc: dict[str, Any], name: str, value: str) -> None:
-    for row in doc["datasets"]["connections"]["server"]["settings"]:
+    for row in doc["server"]["settings"]:
         if row["name"] == name:
             row["setting"] = value
 
 
 def _first_client(doc: dict[str, Any]) -> dict[str, Any]:
-    activity = doc["datasets"]["connections"]["activity"]
+    activity = doc["activity"]
     return next(r for r in activity if r["backend_type"] == "client backend")
 
 
@@ -58,7 +59,7 @@ CASES = {
     "format_version 0": lambda d: d.update(format_version=0),
     "negative pid": lambda d: _first_client(d).update(pid=-5),
     "negative blocker": lambda d: _first_client(d).update(blocked_by=[-1]),
-    "version_num 0": lambda d: d["datasets"]["connections"]["server"].update(version_num=0),
+    "version_num 0": lambda d: d["server"].update(version_num=0),
     "a bool for an int": lambda d: _first_client(d).update(pid=True),
 }
 
@@ -122,7 +123,7 @@ def test_reading_stops_at_the_size_limit(tmp_path: Path, monkeypatch: pytest.Mon
 def test_every_recorded_snapshot_still_reads() -> None:
     for path in sorted(FIXTURES.glob("*.json")):
         doc = snapshot_module.read(path)
-        for name in doc["datasets"]:
+        for name in doc.datasets:
             snapshot_module.load_dataset(path, name, snapshot_module.dataset_type(name))
 
 
@@ -132,6 +133,7 @@ COMMANDS = {
     INCIDENT: [["connections", "--sessions", "--full"], ["recommend", "--ram", "64GB", "--app", "w=4x2"]],
     LOCKS: [["locks", "--all", "--full"]],
     STATEMENTS: [["slow-queries", "--full"]],
+    LOCKS_FORMAT_1: [["locks", "--all", "--full"], ["connections"]],
 }
 DOCS = {path: json.loads(path.read_text()) for path in COMMANDS}
 
@@ -224,3 +226,36 @@ def test_fuzzed_snapshots_raise_nothing_but_pgdoctor_errors(tmp_path: Path, data
     for command in COMMANDS[source]:
         for fmt in ("plain", "json"):
             _run_in_process([*command, "--snapshot", str(target), "-f", fmt])
+
+
+def test_every_int_of_an_activity_row_declares_its_range() -> None:
+    """The 100,000 activity rows are decoded without a second pass (serde.decode ints_bounded): msgspec
+    checks every int against its declared range, so each must have one."""
+    import typing
+
+    import msgspec
+
+    from pgdoctor.collect.activity import ActivityRow
+    from pgdoctor.serde import decode
+
+    def ints(hint: Any) -> list[Any]:
+        """The int types inside a hint (X | None, list[X]), Annotated ones whole."""
+        if typing.get_origin(hint) is typing.Annotated:
+            return [hint] if typing.get_args(hint)[0] is int else []
+        if hint is int:
+            return [hint]
+        return [t for arg in typing.get_args(hint) for t in ints(arg)]
+
+    hints = typing.get_type_hints(ActivityRow, include_extras=True)
+    assert [name for name, hint in hints.items() if ints(hint)] == [
+        "pid",
+        "xmin_age",
+        "blocked_by",
+        "query_id",
+    ]
+    for name, hint in hints.items():
+        for found in ints(hint):
+            assert "ge=" in repr(found) and "le=" in repr(found), (name, found)
+    wide = msgspec.json.encode([{"pid": 2**64}])
+    with pytest.raises(PgDoctorError, match=r"activity\[0\]\.pid should be int <= "):
+        decode(list[ActivityRow], wide, "activity", ints_bounded=True)

@@ -1,75 +1,56 @@
-"""Who holds the connections: classify every client session, group it, measure it against capacity."""
+"""Who holds the connections: every client session classified and grouped (`analyze.sessions`), measured
+against capacity, and what is wrong, one small function per finding."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from pgdoctor.analyze.common import CLIENT_BACKEND, HIDDEN_QUERY, insufficient_privilege
+from pgdoctor.analyze.activity import waits_for
+from pgdoctor.analyze.common import CLIENT_BACKEND, insufficient_privilege
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
 from pgdoctor.analyze.format import duration as _dur
-from pgdoctor.collect.connections import ActivityRow, ConnectionsData
+from pgdoctor.analyze.lock_graph import PREPARED, root_blockers
+from pgdoctor.analyze.sessions import (
+    CLASSES,
+    GROUP_BY,
+    IDLE_IN_XACT,
+    POOLER_IDLE,
+    Group,
+    Session,
+    ViaPgBouncer,
+    backend_type_of,
+    classify,
+    client_of,
+    group_key,
+    group_keys,
+    group_sessions,
+    to_session,
+)
+from pgdoctor.collect.connections import ConnectionsData
 from pgdoctor.collect.ps import PsServer
 from pgdoctor.collect.server import ServerInfo
 
-CLASSES = ("active", "idle", "idle_in_transaction", "idle_in_transaction_aborted", "blocked", "other")
-GROUP_BY = ("application", "user", "database", "client")
-
-_STATE_CLASS = {
-    "active": "active",
-    "idle": "idle",
-    "idle in transaction": "idle_in_transaction",
-    "idle in transaction (aborted)": "idle_in_transaction_aborted",
-}
-
-
-@dataclass(frozen=True)
-class ViaPgBouncer:
-    """The PgBouncer client a backend (a PgBouncer server connection) serves now (`connections
-    --pgbouncer-dsn`); client fields None when the server connection is idle in PgBouncer's pool."""
-
-    pool: str  # database/user
-    client_addr: str | None
-    client_port: int | None
-    application_name: str | None
-
-
-# The group key of PgBouncer's server connections that serve no client right now.
-POOLER_IDLE = "pgbouncer (idle server connection)"
-
-
-@dataclass(frozen=True)
-class Session:
-    """A backend as pgdoctor reports it."""
-
-    pid: int
-    backend_type: str
-    application_name: str
-    usename: str | None
-    datname: str | None
-    client: str
-    cls: str
-    state: str | None
-    wait: str | None
-    state_age_s: float | None
-    xact_age_s: float | None
-    query_age_s: float | None
-    xmin_age: int | None
-    query: str | None
-    blocked_by: tuple[int, ...]
-    visible: bool
-    via_pgbouncer: ViaPgBouncer | None = None
-
-
-@dataclass(frozen=True)
-class Group:
-    key: str
-    total: int
-    counts: dict[str, int]
-    oldest_idle_in_transaction_s: float | None
-    oldest_xact_s: float | None
-    pids: tuple[int, ...]
+__all__ = [  # the sessions' names, used with the report by renderers and the --ps and pgbouncer analyses
+    "CLASSES",
+    "GROUP_BY",
+    "POOLER_IDLE",
+    "Capacity",
+    "ConnectionsReport",
+    "Group",
+    "Session",
+    "ViaPgBouncer",
+    "analyze",
+    "backend_type_of",
+    "capacity_of",
+    "classify",
+    "client_of",
+    "find_capacity",
+    "group_key",
+    "group_sessions",
+    "to_session",
+]
 
 
 @dataclass(frozen=True)
@@ -99,52 +80,6 @@ class ConnectionsReport:
         return "sql" if self.ps is None else "ps"
 
 
-def classify(row: ActivityRow) -> str:
-    """Exactly one class per client backend; waiting on a heavyweight lock wins over `active`."""
-    if row.wait_event_type == "Lock":
-        return "blocked"
-    return _STATE_CLASS.get(row.state or "", "other")
-
-
-def client_of(row: ActivityRow) -> str:
-    if row.client_hostname:
-        return row.client_hostname
-    if row.client_addr:
-        return row.client_addr
-    return "local socket" if row.backend_type == CLIENT_BACKEND else ""  # hidden rows: no address shown
-
-
-def backend_type_of(row: ActivityRow) -> str:
-    """The backend type; hidden from roles without pg_read_all_stats, then inferred: a backend with both a
-    database and a user is a client (autovacuum workers have no user, launchers no database)."""
-    if row.backend_type:
-        return row.backend_type
-    return CLIENT_BACKEND if row.datname and row.usename else "unknown"
-
-
-def to_session(row: ActivityRow) -> Session:
-    visible = row.query != HIDDEN_QUERY
-    backend_type = backend_type_of(row)
-    return Session(
-        pid=row.pid,
-        backend_type=backend_type,
-        application_name=row.application_name,
-        usename=row.usename,
-        datname=row.datname,
-        client=client_of(row),
-        cls=classify(row) if backend_type == CLIENT_BACKEND else backend_type,
-        state=row.state,
-        wait=f"{row.wait_event_type}:{row.wait_event}" if row.wait_event else row.wait_event_type,
-        state_age_s=row.state_age_s,
-        xact_age_s=row.xact_age_s,
-        query_age_s=row.query_age_s,
-        xmin_age=row.xmin_age,
-        query=row.query,
-        blocked_by=tuple(row.blocked_by),
-        visible=visible,
-    )
-
-
 def capacity_of(server: ServerInfo, clients: int) -> Capacity:
     """Ordinary slots as the server enforces them (see "Connections and Authentication" in the docs)."""
     max_conn = server.int_setting("max_connections")
@@ -162,78 +97,30 @@ def capacity_of(server: ServerInfo, clients: int) -> Capacity:
     )
 
 
-def group_key(session: Session, by: str) -> str:
-    via = session.via_pgbouncer
-    if via is not None and by in ("application", "client"):
-        if via.client_addr is None and via.client_port is None and via.application_name is None:
-            return POOLER_IDLE
-        value = via.application_name if by == "application" else via.client_addr
-        return (value or "(none)") + " (via pgbouncer)"
-    value = {
-        "application": session.application_name,
-        "user": session.usename,
-        "database": session.datname,
-        "client": session.client,
-    }[by]
-    return value or "(none)"
-
-
-def group_sessions(sessions: Iterable[Session], by: str) -> list[Group]:
-    buckets: dict[str, list[Session]] = defaultdict(list)
-    for s in sessions:
-        buckets[group_key(s, by)].append(s)
-    groups = []
-    for key, members in buckets.items():
-        counts = dict.fromkeys(CLASSES, 0)
-        for s in members:
-            counts[s.cls] += 1
-        idle_xact = [
-            s.state_age_s
-            for s in members
-            if s.cls in ("idle_in_transaction", "idle_in_transaction_aborted") and s.state_age_s is not None
-        ]
-        xacts = [s.xact_age_s for s in members if s.xact_age_s is not None]
-        groups.append(
-            Group(
-                key=key,
-                total=len(members),
-                counts=counts,
-                oldest_idle_in_transaction_s=max(idle_xact, default=None),
-                oldest_xact_s=max(xacts, default=None),
-                pids=tuple(sorted(s.pid for s in members)),
-            )
-        )
-    return sorted(groups, key=lambda g: (-g.total, g.key))
-
-
-def _by_app(sessions: Iterable[Session], keep: Callable[[Session], bool]) -> dict[str, list[Session]]:
-    out: dict[str, list[Session]] = defaultdict(list)
-    for s in sessions:
-        if keep(s):
-            out[group_key(s, "application")].append(s)
-    return dict(sorted(out.items()))
-
-
 def _pids(sessions: Iterable[Session]) -> tuple[int, ...]:
     return tuple(sorted(s.pid for s in sessions))
 
 
-def root_blockers(waiting: Iterable[Session], by_pid: dict[int, Session]) -> list[Session]:
-    """The sessions at the head of the wait chains of `waiting`: they block and wait on nobody."""
-    roots: dict[int, Session] = {}
-    seen: set[int] = set()
-    stack = [pid for s in waiting for pid in s.blocked_by]
-    while stack:
-        pid = stack.pop()
-        if pid in seen or pid not in by_pid:
-            continue
-        seen.add(pid)
-        holder = by_pid[pid]
-        if holder.blocked_by:
-            stack.extend(holder.blocked_by)
+def _by_app(sessions: Iterable[Session], apps: Iterable[str]) -> dict[str, list[Session]]:
+    """`sessions` by application (group key `apps`, aligned with them), applications sorted."""
+    out: dict[str, list[Session]] = defaultdict(list)
+    for app, s in zip(apps, sessions, strict=True):
+        out[app].append(s)
+    return dict(sorted(out.items()))
+
+
+def root_names(roots: Iterable[int], rows: dict[int, Session]) -> str:
+    """The root blockers as the `blocked` finding names them: pid (application, state)."""
+    names = []
+    for pid in roots:
+        r = rows.get(pid)
+        if pid == PREPARED:
+            names.append(f"{pid} (a prepared transaction)")
+        elif r is None:
+            names.append(f"{pid} (gone)")
         else:
-            roots[pid] = holder
-    return [roots[p] for p in sorted(roots)]
+            names.append(f"{pid} ({r.application_name or '(none)'}, {r.state or r.cls})")
+    return ", ".join(names)
 
 
 def find_capacity(cap: Capacity, *, warn_pct: float, crit_pct: float) -> list[Finding]:
@@ -280,6 +167,152 @@ def find_capacity(cap: Capacity, *, warn_pct: float, crit_pct: float) -> list[Fi
     ]
 
 
+@dataclass(frozen=True)
+class Thresholds:
+    """What the findings are measured against (the analysis' keyword arguments, documented there)."""
+
+    capacity_warn_pct: float
+    capacity_crit_pct: float
+    idle_xact_warn_s: float
+    idle_xact_crit_s: float
+    leak_min_idle: int
+    leak_share_pct: float
+    leak_idle_s: float
+    blocked_crit_s: float
+    xmin_warn_s: float
+    xmin_crit_age: int
+
+
+class _Picture:
+    """The client sessions, each once with its application's group key, for the finding rules."""
+
+    def __init__(self, sessions: list[Session], apps: list[str]) -> None:
+        self.sessions = sessions
+        self.apps = apps
+        self.blockers = {pid for s in sessions for pid in s.blocked_by}
+
+    def by_app(self, classes: Sequence[str]) -> dict[str, list[Session]]:
+        keep = [(a, s) for a, s in zip(self.apps, self.sessions, strict=True) if s.cls in classes]
+        return _by_app((s for _, s in keep), (a for a, _ in keep))
+
+
+def idle_in_transaction(p: _Picture, server: ServerInfo, t: Thresholds) -> list[Finding]:
+    """Per application, sessions idle in a transaction for long, or holding up others."""
+    idle_timeout = server.setting("idle_in_transaction_session_timeout") or "0"
+    findings = []
+    for app, candidates in p.by_app(IDLE_IN_XACT).items():
+        members = [s for s in candidates if (s.state_age_s or 0) >= t.idle_xact_warn_s or s.pid in p.blockers]
+        if not members:
+            continue
+        oldest = max(s.state_age_s or 0 for s in members)
+        blocking = [s for s in members if s.pid in p.blockers]
+        sev = Severity.CRITICAL if blocking or oldest >= t.idle_xact_crit_s else Severity.WARNING
+        extra = f"; {len(blocking)} of them block other sessions" if blocking else ""
+        findings.append(
+            Finding(
+                sev,
+                "idle_in_transaction",
+                app,
+                f"{len(members)} session(s) idle in transaction, the oldest for {_dur(oldest)}{extra}; "
+                "they hold their locks and snapshot and a connection slot",
+                "commit or roll back before slow work (an LLM call, an HTTP request) in the application; "
+                f"set idle_in_transaction_session_timeout (now {idle_timeout}ms, 0 = off) so the server "
+                "ends such sessions",
+                _pids(members),
+            )
+        )
+    return findings
+
+
+def idle_connections(p: _Picture, cap: Capacity, t: Thresholds) -> list[Finding]:
+    """Per application, many idle connections: a pool larger than its load, or leaked ones."""
+    findings = []
+    for app, members in p.by_app(("idle",)).items():
+        old = [s for s in members if (s.state_age_s or 0) >= t.leak_idle_s]
+        share = 100.0 * len(members) / cap.usable if cap.usable else 100.0
+        if len(members) < t.leak_min_idle or (share < t.leak_share_pct and len(old) < t.leak_min_idle):
+            continue
+        sev = (
+            Severity.CRITICAL
+            if share >= t.leak_share_pct and cap.usage_pct >= t.capacity_crit_pct
+            else Severity.WARNING
+        )
+        oldest = max(s.state_age_s or 0 for s in members)
+        findings.append(
+            Finding(
+                sev,
+                "idle_connections",
+                app,
+                f"{len(members)} idle connections ({share:.0f}% of usable slots), {len(old)} idle for over "
+                f"{_dur(t.leak_idle_s)}, the oldest for {_dur(oldest)}: a pool larger than its load, or "
+                "connections leaked (never returned or closed)",
+                "cap the application's pool (pool_size/max_overflow) and recycle idle connections "
+                "(pool_recycle); set idle_session_timeout (PostgreSQL 14+) or put PgBouncer in front",
+                _pids(members),
+            )
+        )
+    return findings
+
+
+def blocked(p: _Picture, data: ConnectionsData, every: list[Session], t: Thresholds) -> list[Finding]:
+    """Per application, sessions waiting on locks, with the root blockers `locks` names too."""
+    groups = p.by_app(("blocked",))
+    if not groups:
+        return []
+    by_pid = {s.pid: s for s in every}
+    waits = waits_for(data.activity)  # the waits-for graph `locks` draws: the same root blockers
+    findings = []
+    for app, members in groups.items():
+        longest = max(s.query_age_s or 0 for s in members)
+        holders = sorted({pid for s in members for pid in s.blocked_by})
+        roots = root_names(root_blockers(waits, above=_pids(members)), by_pid)
+        findings.append(
+            Finding(
+                Severity.CRITICAL if longest >= t.blocked_crit_s else Severity.WARNING,
+                "blocked",
+                app,
+                f"{len(members)} session(s) waiting on locks for up to {_dur(longest)}, blocked by pid(s) "
+                f"{', '.join(map(str, holders))}" + (f"; root blocker(s): {roots}" if roots else ""),
+                "run `pgdoctor locks` for the blocking tree and the root blocker",
+                _pids(members),
+            )
+        )
+    return findings
+
+
+def xmin_horizon(sessions: list[Session], t: Thresholds) -> list[Finding]:
+    """A transaction holding back the xmin horizon for long."""
+    return [
+        Finding(
+            Severity.CRITICAL if s.xmin_age >= t.xmin_crit_age else Severity.WARNING,
+            "xmin_horizon",
+            s.application_name or "(none)",
+            f"pid {s.pid} has held a snapshot for {_dur(s.xact_age_s)} ({s.xmin_age} transactions "
+            "old): VACUUM cannot remove rows that died since",
+            "end that transaction; bound transactions with idle_in_transaction_session_timeout or "
+            "statement_timeout",
+            (s.pid,),
+        )
+        for s in sessions
+        if s.xmin_age is not None and s.xact_age_s is not None and s.xact_age_s >= t.xmin_warn_s
+    ]
+
+
+def hidden_sessions(sessions: list[Session], server: ServerInfo) -> list[Finding]:
+    """Other roles' sessions this role may not read."""
+    hidden = [s for s in sessions if not s.visible]
+    if not hidden or server.can_read_all_stats:
+        return []
+    return [
+        insufficient_privilege(
+            server.current_user,
+            f"{len(hidden)} session(s) of other roles show only pid, user, database and application: "
+            f"role {server.current_user} cannot read their state or query",
+            _pids(hidden),
+        )
+    ]
+
+
 def analyze(
     data: ConnectionsData,
     *,
@@ -310,120 +343,34 @@ def analyze(
     """Classify, group and measure the sessions, and say what is wrong."""
     if by not in GROUP_BY:
         raise ValueError(f"by must be one of {GROUP_BY}")
+    t = Thresholds(
+        capacity_warn_pct, capacity_crit_pct, idle_xact_warn_s, idle_xact_crit_s, leak_min_idle,
+        leak_share_pct, leak_idle_s, blocked_crit_s, xmin_warn_s, xmin_crit_age,
+    )  # fmt: skip
     every = [to_session(r) for r in data.activity]
     if via:  # `--pgbouncer-dsn`: PgBouncer's server connections, labelled with the clients they serve
         every = [replace(s, via_pgbouncer=via.get(s.pid)) for s in every]
     sessions = [s for s in every if s.backend_type == CLIENT_BACKEND]
     background = [s for s in every if s.backend_type != CLIENT_BACKEND]
+    keys = group_keys(sessions, by)
+    apps = keys if by == "application" else group_keys(sessions, "application")
+    picture = _Picture(sessions, apps)
     cap = capacity_of(data.server, len(sessions))
-    findings = find_capacity(cap, warn_pct=capacity_warn_pct, crit_pct=capacity_crit_pct)
-
-    blockers = {pid for s in sessions for pid in s.blocked_by}
-    idle_timeout = data.server.setting("idle_in_transaction_session_timeout") or "0"
-    for app, members in _by_app(
-        sessions,
-        lambda s: (
-            s.cls in ("idle_in_transaction", "idle_in_transaction_aborted")
-            and ((s.state_age_s or 0) >= idle_xact_warn_s or s.pid in blockers)
-        ),
-    ).items():
-        oldest = max(s.state_age_s or 0 for s in members)
-        blocking = [s for s in members if s.pid in blockers]
-        sev = Severity.CRITICAL if blocking or oldest >= idle_xact_crit_s else Severity.WARNING
-        extra = f"; {len(blocking)} of them block other sessions" if blocking else ""
-        findings.append(
-            Finding(
-                sev,
-                "idle_in_transaction",
-                app,
-                f"{len(members)} session(s) idle in transaction, the oldest for {_dur(oldest)}{extra}; "
-                "they hold their locks and snapshot and a connection slot",
-                "commit or roll back before slow work (an LLM call, an HTTP request) in the application; "
-                f"set idle_in_transaction_session_timeout (now {idle_timeout}ms, 0 = off) so the server "
-                "ends such sessions",
-                _pids(members),
-            )
-        )
-
-    idle_by_app = _by_app(sessions, lambda s: s.cls == "idle")
-    for app, members in idle_by_app.items():
-        old = [s for s in members if (s.state_age_s or 0) >= leak_idle_s]
-        share = 100.0 * len(members) / cap.usable if cap.usable else 100.0
-        if len(members) < leak_min_idle or (share < leak_share_pct and len(old) < leak_min_idle):
-            continue
-        sev = (
-            Severity.CRITICAL
-            if share >= leak_share_pct and cap.usage_pct >= capacity_crit_pct
-            else Severity.WARNING
-        )
-        oldest = max(s.state_age_s or 0 for s in members)
-        findings.append(
-            Finding(
-                sev,
-                "idle_connections",
-                app,
-                f"{len(members)} idle connections ({share:.0f}% of usable slots), {len(old)} idle for over "
-                f"{_dur(leak_idle_s)}, the oldest for {_dur(oldest)}: a pool larger than its load, or "
-                "connections leaked (never returned or closed)",
-                "cap the application's pool (pool_size/max_overflow) and recycle idle connections "
-                "(pool_recycle); set idle_session_timeout (PostgreSQL 14+) or put PgBouncer in front",
-                _pids(members),
-            )
-        )
-
-    by_pid = {s.pid: s for s in sessions}
-    for app, members in _by_app(sessions, lambda s: s.cls == "blocked").items():
-        longest = max(s.query_age_s or 0 for s in members)
-        holders = sorted({pid for s in members for pid in s.blocked_by})
-        roots = ", ".join(
-            f"{r.pid} ({r.application_name or '(none)'}, {r.state or r.cls})"
-            for r in root_blockers(members, by_pid)
-        )
-        findings.append(
-            Finding(
-                Severity.CRITICAL if longest >= blocked_crit_s else Severity.WARNING,
-                "blocked",
-                app,
-                f"{len(members)} session(s) waiting on locks for up to {_dur(longest)}, blocked by pid(s) "
-                f"{', '.join(map(str, holders))}" + (f"; root blocker(s): {roots}" if roots else ""),
-                "run `pgdoctor locks` for the blocking tree and the root blocker",
-                _pids(members),
-            )
-        )
-
-    for s in sessions:
-        if s.xmin_age is None or s.xact_age_s is None or s.xact_age_s < xmin_warn_s:
-            continue
-        findings.append(
-            Finding(
-                Severity.CRITICAL if s.xmin_age >= xmin_crit_age else Severity.WARNING,
-                "xmin_horizon",
-                s.application_name or "(none)",
-                f"pid {s.pid} has held a snapshot for {_dur(s.xact_age_s)} ({s.xmin_age} transactions "
-                "old): VACUUM cannot remove rows that died since",
-                "end that transaction; bound transactions with idle_in_transaction_session_timeout or "
-                "statement_timeout",
-                (s.pid,),
-            )
-        )
-
-    hidden = [s for s in sessions if not s.visible]
-    if hidden and not data.server.can_read_all_stats:
-        findings.append(
-            insufficient_privilege(
-                data.server.current_user,
-                f"{len(hidden)} session(s) of other roles show only pid, user, database and application: "
-                f"role {data.server.current_user} cannot read their state or query",
-                _pids(hidden),
-            )
-        )
-
+    findings = [
+        *find_capacity(cap, warn_pct=t.capacity_warn_pct, crit_pct=t.capacity_crit_pct),
+        *idle_in_transaction(picture, data.server, t),
+        *idle_connections(picture, cap, t),
+        *blocked(picture, data, every, t),
+        *xmin_horizon(sessions, t),
+        *hidden_sessions(sessions, data.server),
+    ]
+    order = sorted(range(len(sessions)), key=lambda i: (keys[i], sessions[i].cls, sessions[i].pid))
     return ConnectionsReport(
         server=data.server,
         by=by,
         capacity=cap,
-        groups=group_sessions(sessions, by),
-        sessions=sorted(sessions, key=lambda s: (group_key(s, by), s.cls, s.pid)),
+        groups=group_sessions(sessions, by, keys),
+        sessions=[sessions[i] for i in order],
         background=sorted(background, key=lambda s: (s.backend_type, s.pid)),
         findings=sort_findings(findings),
     )

@@ -19,7 +19,7 @@ from pgdoctor.analyze.connections import (
     to_session,
 )
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
-from pgdoctor.collect.connections import ActivityRow
+from pgdoctor.collect.activity import ActivityRow
 from pgdoctor.collect.ps import PsBackend, PsData, PsServer
 from pgdoctor.collect.ps_config import CAPACITY_DEFAULTS
 from pgdoctor.collect.server import ServerInfo, SettingRow
@@ -71,8 +71,6 @@ def activity_row(backend: PsBackend) -> ActivityRow:
         query_age_s=None,
         state_age_s=None,
         xmin_age=None,
-        leader_pid=None,
-        query_id=None,
         query=command,
         blocked_by=[],
     )

@@ -1,13 +1,49 @@
 """The waits-for graph from pg_blocking_pids(): waiters, root blockers, deadlocked groups and the
-blocking trees drawn from them."""
+blocking trees drawn from them.
+
+`root_blockers` is the one root-blocker analysis: `locks` (its trees) and `connections` (its `blocked`
+finding) both call it, on the waits-for relation of the same pg_stat_activity rows
+(`analyze.activity.waits_for`), so they name the same root blockers.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from pgdoctor.analyze.deadlocks import DeadlockGroup, deadlocked_groups
+
+PREPARED = 0  # pg_blocking_pids() reports a prepared transaction as pid 0
+
+
+def root_blockers(waits: Mapping[int, Sequence[int]], above: Iterable[int] | None = None) -> list[int]:
+    """The sessions at the head of the wait chains: they block someone and wait on nobody (pid 0 is a
+    prepared transaction; a pid no row has is a session gone since). `waits`: each waiting session's
+    pid -> the pids it waits on (pg_blocking_pids()). `above`: only the heads of the chains these
+    waiters are in. Sessions that wait on each other in a cycle have no head.
+
+    >>> root_blockers({2: [1], 3: [2], 5: [4], 4: [5]})
+    [1]
+    >>> root_blockers({2: [1], 3: [2], 7: [6, 0]}, above=[7])
+    [0, 6]
+    """
+    if above is None:
+        blockers = {b for pids in waits.values() for b in pids}
+        return sorted(b for b in blockers if not waits.get(b))
+    roots: set[int] = set()
+    seen: set[int] = set()
+    stack = [b for pid in above for b in waits.get(pid, ())]
+    while stack:
+        pid = stack.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        if waits.get(pid):
+            stack.extend(waits[pid])
+        else:
+            roots.add(pid)
+    return sorted(roots)
 
 
 @dataclass(frozen=True)
@@ -64,12 +100,8 @@ class Graph:
         seen.discard(pid)
         return seen
 
-    def is_root(self, pid: int) -> bool:
-        w = self.waiters.get(pid)
-        return bool(self.children.get(pid)) and (w is None or not w.blocked_by)
-
     def roots(self) -> list[int]:
-        return sorted(p for p in self.children if self.is_root(p))
+        return root_blockers({p: w.blocked_by for p, w in self.waiters.items()})
 
     def deadlocks(self) -> list[DeadlockGroup]:
         """Every group of waiters that wait on each other (a strongly connected component holding a

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from pgdoctor.analyze.activity import lock_picture, waiting
 from pgdoctor.analyze.common import HIDDEN_QUERY, insufficient_privilege
 from pgdoctor.analyze.deadlocks import DeadlockGroup
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
 from pgdoctor.analyze.format import duration
-from pgdoctor.analyze.lock_graph import Graph, TreeNode, Waiter, apply_min_wait
+from pgdoctor.analyze.lock_graph import PREPARED, Graph, TreeNode, Waiter, apply_min_wait
 from pgdoctor.analyze.lock_objects import object_name
 from pgdoctor.analyze.thresholds import (
     LOCK_PRESSURE_CRIT_PCT,
@@ -24,10 +25,10 @@ from pgdoctor.analyze.thresholds import (
     LOCK_WAIT_CRIT_S,
     LOCK_WAIT_WARN_S,
 )
-from pgdoctor.collect.locks import LocksData, LockSession, LockTableStats, SummaryRow, WaitLock
+from pgdoctor.collect.activity import ActivityRow
+from pgdoctor.collect.locks import LocksData, LockTableStats, SummaryRow, WaitLock
 from pgdoctor.collect.server import ServerInfo
 
-PREPARED = 0  # pg_blocking_pids() reports a prepared transaction as pid 0
 IDLE_IN_XACT = ("idle in transaction", "idle in transaction (aborted)")
 
 
@@ -68,7 +69,7 @@ class LocksReport:
     roots: list[Root]
     trees: list[TreeNode]
     deadlocks: list[DeadlockGroup]  # every group of sessions waiting on each other, by smallest pid
-    sessions: dict[int, LockSession]
+    sessions: dict[int, ActivityRow]
     lock_table: LockTablePressure | None
     summary: list[SummaryRow] | None
     min_wait_s: float
@@ -96,7 +97,7 @@ def action_for(pid: int, state: str | None) -> str:
     return f"SELECT pg_cancel_backend({pid});"
 
 
-def to_waiter(s: LockSession, lock: WaitLock | None) -> Waiter:
+def to_waiter(s: ActivityRow, lock: WaitLock | None) -> Waiter:
     wait_s: float | None
     if lock is not None and lock.wait_s is not None:
         wait_s, source = lock.wait_s, "waitstart"
@@ -135,7 +136,7 @@ def pressure_of(server: ServerInfo, stats: LockTableStats | None) -> LockTablePr
     )
 
 
-def _who(pid: int, sessions: dict[int, LockSession]) -> str:
+def _who(pid: int, sessions: dict[int, ActivityRow]) -> str:
     if pid == PREPARED:
         return "a prepared transaction"
     s = sessions.get(pid)
@@ -147,7 +148,7 @@ def _who(pid: int, sessions: dict[int, LockSession]) -> str:
 def deadlock_finding(
     group: DeadlockGroup,
     graph: Graph,
-    sessions: dict[int, LockSession],
+    sessions: dict[int, ActivityRow],
     server: ServerInfo,
     wait_crit_s: float,
 ) -> Finding:
@@ -201,7 +202,7 @@ def deadlock_finding(
     )
 
 
-def to_root(pid: int, s: LockSession | None, graph: Graph) -> Root:
+def to_root(pid: int, s: ActivityRow | None, graph: Graph) -> Root:
     kind = "prepared" if pid == PREPARED else ("session" if s else "gone")
     return Root(
         pid=pid,
@@ -245,7 +246,7 @@ def long_waits(
     roots: list[Root],
     shown: list[Waiter],
     graph: Graph,
-    sessions: dict[int, LockSession],
+    sessions: dict[int, ActivityRow],
     wait_warn_s: float,
     wait_crit_s: float,
 ) -> list[Finding]:
@@ -319,7 +320,7 @@ def lock_table_pressure(
     ]
 
 
-def hidden_sessions(pids: set[int], sessions: dict[int, LockSession], server: ServerInfo) -> list[Finding]:
+def hidden_sessions(pids: set[int], sessions: dict[int, ActivityRow], server: ServerInfo) -> list[Finding]:
     """Sessions in the picture whose state and query this role may not read."""
     hidden = sorted(p for p in pids if p in sessions and sessions[p].query == HIDDEN_QUERY)
     if not hidden or server.can_read_all_stats:
@@ -348,11 +349,10 @@ def analyze(
     pressure_crit_pct: float = LOCK_PRESSURE_CRIT_PCT,
 ) -> LocksReport:
     """Build the blocking trees, the root blockers and what is wrong."""
-    sessions = {s.pid: s for s in data.sessions}
+    picture = lock_picture(data.activity)
+    sessions = {s.pid: s for s in picture}
     locks = {w.pid: w for w in data.waits or []}
-    all_waiters = [
-        to_waiter(s, locks.get(s.pid)) for s in data.sessions if s.wait_event_type == "Lock" or s.blocked_by
-    ]
+    all_waiters = [to_waiter(s, locks.get(s.pid)) for s in picture if waiting(s)]
     waiters = apply_min_wait(all_waiters, min_wait_s)
     shown = [w for w in waiters if w.shown]
     graph = Graph(waiters)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from pgdoctor.analyze.activity import running as running_now
 from pgdoctor.analyze.common import Unusable, insufficient_privilege
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
 from pgdoctor.analyze.format import duration
@@ -301,17 +302,18 @@ def hidden_statements(totals: Totals | None, server: ServerInfo) -> Finding | No
     )
 
 
-def _notes(data: StatementsData, rows: list[StatementRow], limit: int, offline_filter: bool) -> list[str]:
+def _notes(data: StatementsData, rows: list[StatementRow], limit: int, filtered: bool) -> list[str]:
     """What a snapshot cannot show: statements outside the top it holds."""
     notes = []
-    if data.extension.status == OK:
-        if offline_filter:
+    held = data.snapshot_per_order
+    if data.extension.status == OK and held is not None:
+        if filtered:
             notes.append(
-                f"filtered from the top {data.limit} statements per order this snapshot holds; "
+                f"filtered from the top {held} statements per order this snapshot holds; "
                 "statements outside those are not seen"
             )
-        if limit > data.limit and len(rows) == data.limit:
-            notes.append(f"this snapshot holds the top {data.limit} statements per order; showing those")
+        if limit > held and len(rows) == held:
+            notes.append(f"this snapshot holds the top {held} statements per order; showing those")
     return notes
 
 
@@ -355,9 +357,7 @@ def analyze(
     top = data.tops.get(sort)
     totals = top.totals if top else None
     rows = list(top.statements) if top else []
-    offline_filter = (database is not None and database != data.database_filter) or (
-        user is not None and user != data.user_filter
-    )
+    filtered = database is not None or user is not None  # a live read filtered on the server already
     rows = [r for r in rows if database is None or r.datname == database]
     rows = [r for r in rows if user is None or r.username == user]
     all_exec_ms = totals.all_exec_ms if totals else 0.0
@@ -365,13 +365,13 @@ def analyze(
     info = data.info
     max_entries = server.int_setting("pg_stat_statements.max", 0) or None
     running = sorted(
-        (to_running(r) for r in data.running if (r.duration_s or 0) >= running_min_s),
+        (to_running(r) for r in running_now(data.activity) if (r.query_age_s or 0) >= running_min_s),
         key=lambda r: (-(r.duration_s or 0), r.pid),
     )
 
     findings: list[Finding | None] = [unavailable] if unavailable else [extension_outdated(ext)]
     if unavailable is None:
-        blocked = blocked_by_queryid(to_running(r) for r in data.running)
+        blocked = blocked_by_queryid(to_running(r) for r in running_now(data.activity))
         findings += statement_findings(statements, totals, sort, work_mem_text(server), t, blocked)
         findings += [max_reached(data, totals, max_entries), stats_reset(data, t)]
         findings.append(server_hit_ratio(data, totals, t))
@@ -382,8 +382,8 @@ def analyze(
         extension=ext,
         sort=sort,
         limit=limit,
-        database_filter=database if database is not None else data.database_filter,
-        user_filter=user if user is not None else data.user_filter,
+        database_filter=database,
+        user_filter=user,
         interval_s=data.interval_s,
         totals=totals,
         max_entries=max_entries,
@@ -396,6 +396,6 @@ def analyze(
         running_min_s=running_min_s,
         running_groups=group_running(running),
         thresholds=t,
-        notes=_notes(data, rows, limit, offline_filter),
+        notes=_notes(data, rows, limit, filtered),
         findings=sort_findings([f for f in findings if f is not None]),
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pgdoctor.analyze.common import HIDDEN_QUERY
+from pgdoctor.collect.activity import ActivityRow
 from pgdoctor.collect.server import ServerInfo
-from pgdoctor.collect.statements import RunningRow, StatementRow
+from pgdoctor.collect.statements import StatementRow
 from pgdoctor.queries import parse_version
 
 BLOCK_BYTES = 8192  # PostgreSQL's default block size; pg_stat_statements counts blocks
@@ -136,15 +137,15 @@ def to_statement(rank: int, row: StatementRow, all_exec_ms: float, plan_tracked:
     )
 
 
-def to_running(row: RunningRow) -> Running:
+def to_running(row: ActivityRow) -> Running:
     return Running(
         pid=row.pid,
         application_name=row.application_name,
         user=row.usename,
         database=row.datname,
-        duration_s=row.duration_s,
+        duration_s=row.query_age_s,
         state=row.state,
         wait_event=f"{row.wait_event_type}:{row.wait_event}" if row.wait_event_type else None,
-        queryid=row.queryid,
+        queryid=row.query_id,
         query=row.query,
     )

@@ -1,17 +1,19 @@
 """The only code that talks to a server: runs SQL from queries/ and returns typed rows.
 
-DATASETS names every dataset a snapshot holds and where its collector lives (module:function,
-imported lazily so commands only pay for what they read). A collector takes a `pgdoctor.db.Database`
-and returns a frozen dataclass; a snapshot stores it as JSON and gives the same dataclass back.
+DATASETS names every dataset a snapshot holds and its dataclass ("module:Class"; modules are imported
+lazily so commands only pay for what they read). A dataset's module has `collect(db, …)`, the live read
+of a command, and `capture(db, server, activity)`, the read of a snapshot, which takes the `ServerInfo`
+(with the union of the modules' `SETTINGS`) and the pg_stat_activity rows read once for all datasets.
+A snapshot stores the dataclass as JSON and gives the same dataclass back.
 """
 
 from __future__ import annotations
 
 DATASETS: dict[str, str] = {
-    "connections": "pgdoctor.collect.connections:collect",
-    "locks": "pgdoctor.collect.locks:collect",
-    "settings": "pgdoctor.collect.settings:collect",
-    "statements": "pgdoctor.collect.statements:collect",
+    "connections": "pgdoctor.collect.connections:ConnectionsData",
+    "locks": "pgdoctor.collect.locks:LocksData",
+    "settings": "pgdoctor.collect.settings:SettingsData",
+    "statements": "pgdoctor.collect.statements:StatementsData",
 }
 
 # Datasets not read from the PostgreSQL server pgdoctor connects to, but from somewhere else (their own

@@ -2,8 +2,9 @@
 
 Cost model: `pg_blocking_pids()` over the sessions that wait on a lock is cheap whatever the size of
 the lock table; `pg_locks` (`pg_lock_status()`) materialises every entry of it (about a microsecond
-each) whatever the WHERE clause. So `locks_activity` never touches pg_locks, `locks_waits` reads it
-once and only when someone waits, and `locks_summary` (`--all`) reads it once more only when asked.
+each) whatever the WHERE clause. So the sessions come from the one pg_stat_activity read
+(`collect.activity`, which never touches pg_locks), `locks_waits` reads pg_locks once and only when
+someone waits, and `locks_summary` (`--all`) reads it once more only when asked.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pgdoctor import queries
+from pgdoctor.collect.activity import ActivityRow, collect_activity
+from pgdoctor.collect.ranges import Pid
 from pgdoctor.collect.server import ServerInfo, collect_server
 from pgdoctor.db import Database
-from pgdoctor.secrets import mask_rows
 
 QUERIES = {
-    "locks_activity": queries.SERVER_VERSIONS,
     "locks_waits": queries.SERVER_VERSIONS,
     "locks_summary": queries.SERVER_VERSIONS,
 }
@@ -32,29 +33,10 @@ SETTINGS = (
 
 
 @dataclass(frozen=True)
-class LockSession:
-    """A backend that waits on a lock or that one of the waiters waits on (pg_stat_activity)."""
-
-    pid: int
-    backend_type: str
-    datname: str | None
-    usename: str | None
-    application_name: str
-    state: str | None
-    wait_event_type: str | None
-    wait_event: str | None  # for a lock wait: the lock type (relation, tuple, transactionid, …)
-    xact_age_s: float | None
-    query_age_s: float | None
-    state_age_s: float | None
-    query: str | None
-    blocked_by: list[int]  # pg_blocking_pids(); 0 stands for a prepared transaction
-
-
-@dataclass(frozen=True)
 class WaitLock:
     """One pg_locks row that is not granted: the lock a session waits for, with its object resolved."""
 
-    pid: int
+    pid: Pid
     locktype: str
     mode: str
     database: int | None
@@ -102,19 +84,10 @@ class SummaryRow:
 @dataclass(frozen=True)
 class LocksData:
     server: ServerInfo
-    sessions: list[LockSession]
+    activity: list[ActivityRow]  # every backend; analysis keeps the waiters and what they wait on
     waits: list[WaitLock] | None  # None when pg_locks was not read (--fast)
     lock_table: LockTableStats | None  # None when pg_locks was not read at all
     summary: list[SummaryRow] | None  # None unless asked for (--all; snapshots always hold it)
-
-
-def in_picture(rows: list[LockSession]) -> list[LockSession]:
-    """The sessions that wait on a lock, and the ones they wait on."""
-    blockers = {pid for r in rows for pid in r.blocked_by}
-    return sorted(
-        (r for r in rows if r.wait_event_type == "Lock" or r.blocked_by or r.pid in blockers),
-        key=lambda r: r.pid,
-    )
 
 
 @dataclass(frozen=True)
@@ -168,17 +141,25 @@ def _wait_lock(row: _WaitsRow) -> WaitLock | None:
 
 def collect(db: Database, *, details: bool = True, summary: bool = True) -> LocksData:
     """Everything `pgdoctor locks` reads. `details`: read the waiting locks from pg_locks (one scan,
-    only when someone waits); `summary`: also summarise the whole lock table (one more scan).
-    Snapshots take both."""
-    version = queries.server_version(db.server_version_num)
+    only when someone waits); `summary`: also summarise the whole lock table (one more scan)."""
     server = collect_server(db, SETTINGS)
-    sessions = in_picture(db.rows(queries.load("locks_activity", version), LockSession))
-    sessions = mask_rows(sessions)  # no password in any output or snapshot
+    return _collect(db, server, collect_activity(db), details=details, summary=summary)
+
+
+def capture(db: Database, server: ServerInfo, activity: list[ActivityRow]) -> LocksData:
+    """The dataset for a snapshot, from the server and pg_stat_activity it read once: with both scans."""
+    return _collect(db, server, activity, details=True, summary=True)
+
+
+def _collect(
+    db: Database, server: ServerInfo, activity: list[ActivityRow], *, details: bool, summary: bool
+) -> LocksData:
+    version = queries.server_version(db.server_version_num)
     waits: list[WaitLock] | None = None
     stats: LockTableStats | None = None
     if details:
         waits = []
-        if any(s.wait_event_type == "Lock" or s.blocked_by for s in sessions):
+        if any(s.wait_event_type == "Lock" or s.blocked_by for s in activity):
             rows = db.rows(queries.load("locks_waits", version), _WaitsRow)
             stats = LockTableStats(rows[0].entries, rows[0].fastpath_entries) if rows else None
             waits = [w for w in map(_wait_lock, rows) if w is not None]
@@ -189,4 +170,4 @@ def collect(db: Database, *, details: bool = True, summary: bool = True) -> Lock
             stats = LockTableStats(
                 sum(r.held + r.awaited for r in summary_rows), sum(r.fastpath for r in summary_rows)
             )
-    return LocksData(server=server, sessions=sessions, waits=waits, lock_table=stats, summary=summary_rows)
+    return LocksData(server=server, activity=activity, waits=waits, lock_table=stats, summary=summary_rows)

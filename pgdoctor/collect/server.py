@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pgdoctor import queries
+from pgdoctor.collect.ranges import VersionNum
 from pgdoctor.db import Database
 
 QUERIES = {"settings": queries.SERVER_VERSIONS}
@@ -22,7 +23,7 @@ class SettingRow:
 
 @dataclass(frozen=True)
 class ServerInfo:
-    version_num: int
+    version_num: VersionNum
     version: str
     current_user: str
     is_superuser: bool

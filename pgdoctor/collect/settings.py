@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pgdoctor import queries
+from pgdoctor.collect.activity import ActivityRow
 from pgdoctor.collect.server import ServerInfo, collect_server
 from pgdoctor.db import Database
 
 QUERIES = {"all_settings": queries.SERVER_VERSIONS}
+SETTINGS: tuple[str, ...] = ()  # ServerInfo's short list: none of its own (it reads them all)
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,10 @@ class SettingsData:
 
 
 def collect(db: Database) -> SettingsData:
-    server = collect_server(db, ())
+    return capture(db, collect_server(db, SETTINGS), [])
+
+
+def capture(db: Database, server: ServerInfo, activity: list[ActivityRow]) -> SettingsData:
+    """The dataset for a snapshot, with the server it read once (pg_stat_activity is not needed)."""
     sql = queries.load("all_settings", queries.server_version(db.server_version_num))
     return SettingsData(server=server, settings=db.rows(sql, FullSettingRow))

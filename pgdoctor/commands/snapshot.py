@@ -35,7 +35,7 @@ def snapshot(
 ) -> None:
     """Save what every command reads as one versioned JSON file; read it back with --snapshot FILE."""
     from pgdoctor.db import connect
-    from pgdoctor.snapshot import Output, capture
+    from pgdoctor.snapshot import Output, add_pgbouncer, capture
 
     seconds = None
     if sample is not None:
@@ -54,14 +54,8 @@ def snapshot(
                 data, _ = take_sample(db, seconds, progress=progress, keep_ticks=True)
                 document["datasets"][SAMPLE_DATASET] = to_jsonable(data)
         if pgbouncer_dsn:
-            from pgdoctor.collect.connections import ConnectionsData
-            from pgdoctor.collect.pgbouncer import collect_pgbouncer
-            from pgdoctor.serde import from_jsonable, to_jsonable
-
             # the server behind PgBouncer is the one just captured: `pgbouncer --snapshot` compares with it
-            postgres = from_jsonable(ConnectionsData, document["datasets"]["connections"])
-            pooler = collect_pgbouncer(pgbouncer_dsn, timeout, postgres)
-            document["datasets"]["pgbouncer"] = to_jsonable(pooler)
+            add_pgbouncer(document, pgbouncer_dsn, timeout)
         target.write(document)
     finally:
         target.discard()
