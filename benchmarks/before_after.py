@@ -13,6 +13,7 @@ The earlier tree is checked out with `git worktree` in a temp dir and removed af
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -28,15 +29,31 @@ sys.path.insert(0, str(ROOT))
 
 from psycopg import pq  # noqa: E402
 
-from benchmarks.connections import synthetic_snapshot  # noqa: E402
 from tests.pgcluster import Cluster  # noqa: E402
 
 
 def run(tree: Path, args: list[str]) -> float:
     env = {**os.environ, "PYTHONPATH": str(tree), "NO_COLOR": "1"}
     start = time.perf_counter()
-    subprocess.run([sys.executable, *args], check=False, stdout=subprocess.DEVNULL, env=env, cwd=tree)
+    done = subprocess.run([sys.executable, *args], check=False, stdout=subprocess.DEVNULL, env=env, cwd=tree)
+    if done.returncode not in (0, 1):  # a run that failed fast would look fast
+        raise SystemExit(f"{tree}: {' '.join(args)} exited {done.returncode}")
     return time.perf_counter() - start
+
+
+def format_1_snapshot(n: int, path: Path) -> None:
+    """The recorded incident in snapshot format 1 (which every pgdoctor reads), its client sessions
+    repeated with new pids until there are n."""
+    doc = json.loads((ROOT / "fixtures" / "format-1" / "incident-pg18.json").read_text())
+    data = doc["datasets"]["connections"]
+    clients = [r for r in data["activity"] if r["backend_type"] == "client backend"]
+    others = [r for r in data["activity"] if r["backend_type"] != "client backend"]
+    rows = [{**clients[i % len(clients)], "pid": 100_000 + i} for i in range(n)]
+    data["activity"] = others + rows
+    for s in data["server"]["settings"]:
+        if s["name"] == "max_connections":
+            s["setting"] = str(n + 10)
+    path.write_text(json.dumps(doc))
 
 
 def interleaved(cases: dict[str, tuple[Path, list[str]]], runs: int) -> dict[str, float]:
@@ -67,7 +84,7 @@ def main() -> None:
         for tree in (base, ROOT):
             subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "pgdoctor")], check=True)
         snap = tmp / "snap-10000.json"
-        synthetic_snapshot(10_000, snap)
+        format_1_snapshot(10_000, snap)
         pg.start()
         for i in range(args.sessions):
             raw = pq.PGconn.connect(pg.dsn(application_name=f"app_{i % 7}").encode())
