@@ -14,13 +14,20 @@ import pytest
 from tests.conftest import FIXTURES, ROOT
 
 
-def test_wheel_contains_every_query_file(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel built once from this source tree, for every test of the module."""
+    dist = tmp_path_factory.mktemp("dist")
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(ROOT)],
         check=True,
         capture_output=True,
     )
-    (wheel,) = tmp_path.glob("pgdoctor-*.whl")
+    (built,) = dist.glob("pgdoctor-*.whl")
+    return built
+
+
+def test_wheel_contains_every_query_file(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = {
         f"pgdoctor/queries/{p.relative_to(ROOT / 'queries')}" for p in (ROOT / "queries").rglob("*.sql")
@@ -33,23 +40,8 @@ def test_wheel_contains_every_query_file(tmp_path: Path) -> None:
     assert "pgdoctor = pgdoctor.cli:main" in entry_points
 
 
-def test_installed_wheel_runs_from_its_own_queries(tmp_path: Path) -> None:
+def test_installed_wheel_runs_from_its_own_queries(wheel: Path, tmp_path: Path) -> None:
     """Install the wheel into a fresh target dir and load a query from there, not from the source tree."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "build",
-            "--wheel",
-            "--no-isolation",
-            "--outdir",
-            str(tmp_path / "dist"),
-            str(ROOT),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = (tmp_path / "dist").glob("pgdoctor-*.whl")
     target = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
@@ -74,24 +66,9 @@ DEV_ONLY = {"sqlalchemy", "psycopg2-binary", "pytest", "hypothesis", "embedded-p
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv holding the built wheel installed without the dev extra; its bin directory."""
     tmp = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "build",
-            "--wheel",
-            "--no-isolation",
-            "--outdir",
-            str(tmp / "dist"),
-            str(ROOT),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = (tmp / "dist").glob("pgdoctor-*.whl")
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
     pip = subprocess.run(
