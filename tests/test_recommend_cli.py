@@ -116,4 +116,4 @@ def test_recommend_formats_are_the_report_formats_and_three_texts() -> None:
     from pgdoctor.render.formats import Format
 
     values = [f.value for f in RecommendFormat]
-    assert values == [f.value for f in Format] + ["conf", "pgbouncer", "sqlalchemy"]
+    assert values == [f.value for f in Format] + ["conf", "pgbouncer", "sqlalchemy", "django"]

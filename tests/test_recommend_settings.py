@@ -225,7 +225,7 @@ def test_json_contract_offline() -> None:
     assert doc["command"] == "recommend"
     assert doc["server"] is None
     assert doc["inputs"]["ram_bytes"] == 128 * GB
-    assert doc["inputs"]["apps"] == [{"name": "training", "processes": 1000, "threads": 1}]
+    assert doc["inputs"]["apps"] == [{"name": "training", "processes": 1000, "threads": 1, "kind": "threads"}]
     for s in doc["settings"]:
         assert set(s) >= {"name", "value", "current", "reason"}
         assert s["current"] is None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, replace
 
-from pgdoctor.analyze.common import CLIENT_BACKEND
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
+from pgdoctor.analyze.sample import HEADROOM, SampleReport
+from pgdoctor.analyze.sizing import demand as demands
 from pgdoctor.analyze.sizing import memory, pgbouncer_compare, pgtune, pools, settings
+from pgdoctor.analyze.sizing.demand import Demand
 from pgdoctor.analyze.sizing.memory import MemoryCheck
 from pgdoctor.analyze.sizing.pgbouncer_compare import BouncerComparison
 from pgdoctor.analyze.sizing.pools import PoolPlan
@@ -66,17 +67,8 @@ class RecommendReport:
     findings: list[Finding]
     # the [pgbouncer] plan beside the running PgBouncer (--pgbouncer-dsn, or a snapshot's pgbouncer data)
     pgbouncer_current: BouncerComparison | None = None
-
-
-def observed_apps(data: ConnectionsData) -> list[pools.AppSpec]:
-    """Client connections per application_name, each taken as a process with one connection."""
-    counts = Counter(
-        row.application_name or "(none)" for row in data.activity if row.backend_type == CLIENT_BACKEND
-    )
-    return [
-        pools.AppSpec(name, n, 1, observed=True)
-        for name, n in sorted(counts.items(), key=lambda x: (-x[1], x[0]))
-    ]
+    # what the applications use at once: one read of pg_stat_activity, or a sample (--sample)
+    demand: Demand | None = None
 
 
 def format_current(row: FullSettingRow) -> str:
@@ -281,7 +273,11 @@ def setting_line(rec: settings.Rec, row: FullSettingRow | None) -> SettingLine:
     )
 
 
+APP_SYNTAX = "--app NAME=PROCESSES[xTHREADS] (threads) or NAME=PROCESSESxasync:TASKS (asyncio)"
+
+
 def apps_observed(apps: list[pools.AppSpec], where: str = "pg_stat_activity") -> Finding:
+    """Applications read from PgBouncer's clients: each connection taken as one process."""
     return Finding(
         Severity.INFO,
         "apps_observed",
@@ -289,7 +285,27 @@ def apps_observed(apps: list[pools.AppSpec], where: str = "pg_stat_activity") ->
         f"no --app given: pools sized for the {sum(a.processes for a in apps)} client connections "
         f"seen in {where}, per application_name, each counted as one process with one "
         "connection",
-        "give --app NAME=PROCESSES[xTHREADS] for the real topology",
+        f"give {APP_SYNTAX} for the real topology",
+    )
+
+
+def demand_assumed(d: Demand) -> Finding:
+    """No --app: what was read as each application's topology, and that pools never go below it."""
+    what = "seen in one read of pg_stat_activity" if d.source == "observed" else "measured by the sample"
+    parts = [
+        f"{a.name}: {a.needed} needed at once ({a.topology}; {a.processes} x {a.per_process})"
+        + (f", {a.not_demand} leaked, stuck or held idle left out" if a.not_demand else "")
+        for a in d.apps
+    ]
+    return Finding(
+        Severity.INFO,
+        "apps_observed",
+        "inputs",
+        f"no --app given: the processes and threads behind each application are not known, so pools are "
+        f"sized from the connections {what}, never below what each application used at once, with the "
+        f"processes assumed from the connections per client address: {'; '.join(parts) or 'none'}",
+        f"give {APP_SYNTAX} for the real topology; `recommend --sample 30s` measures the demand "
+        "(Little's law)",
     )
 
 
@@ -298,26 +314,31 @@ def analyze(
     settings_data: SettingsData | None = None,
     connections_data: ConnectionsData | None = None,
     pgbouncer_data: PgBouncerData | None = None,
+    sample: SampleReport | None = None,
 ) -> RecommendReport:
     """`pgbouncer_data`: a running PgBouncer's console (unless --no-pgbouncer): the plan sizes one, takes
-    the applications from its clients when none are given, and is compared with it."""
+    the applications from its clients when none are given, and is compared with it. `sample`: a sample
+    of the server (`--sample`): pools and PgBouncer sized from the measured demand."""
     server = settings_data.server if settings_data else None
     rows = settings_data.by_name() if settings_data else {}
     pg_major = inputs.pg_version or (server.major if server else settings.NEWEST_PG)
     bouncer = pgbouncer_data if inputs.pgbouncer is not False else None
 
-    apps = list(inputs.apps)
-    apps_source = "given" if apps else "none"
+    demand: Demand | None = None
+    if sample is not None:
+        demand = demands.from_sample(sample, connections_data)
+    elif connections_data is not None and (bouncer is None or inputs.apps):
+        demand = demands.from_activity(connections_data)
+    apps, raised = demands.apply(list(inputs.apps), demand)
+    apps_source = "given" if inputs.apps else ("observed" if apps else "none")
     observed_where = "pg_stat_activity"
-    if not apps and bouncer is not None:
+    if not inputs.apps and bouncer is not None and sample is None:
         apps = pgbouncer_compare.observed_apps(bouncer, connections_data)
         apps_source = "observed" if apps else "none"
         observed_where = "PgBouncer's SHOW CLIENTS" + (
             " and pg_stat_activity (direct connections)" if connections_data is not None else ""
         )
-    elif not apps and connections_data is not None:
-        apps = observed_apps(connections_data)
-        apps_source = "observed" if apps else "none"
+    server_needed = demand.server_needed if demand is not None else None
 
     plan = pools.plan(
         apps,
@@ -328,7 +349,11 @@ def analyze(
         pgbouncer=True if bouncer is not None else inputs.pgbouncer,
         databases=inputs.databases,
         reserved_connections=int(_setting_number(rows, "reserved_connections", 0)) if pg_major >= 16 else 0,
+        server_needed=server_needed,
+        server_needed_basis=server_basis(demand),
     )
+    if demand is not None and demand.not_demand:
+        plan = replace(plan, pgbouncer_reason=plan.pgbouncer_reason + not_demand_note(demand))
     if bouncer is not None and inputs.pgbouncer is None:
         plan = replace(plan, pgbouncer_reason=f"PgBouncer sized: one is running ({bouncer.version})")
     hw = settings.Hardware(inputs.ram_bytes, inputs.cpus, inputs.storage, inputs.workload, pg_major)
@@ -347,7 +372,9 @@ def analyze(
     )
     hash_mult = _setting_number(rows, "hash_mem_multiplier", 2.0 if pg_major >= 15 else 1.0)
     computed, mem = fit_memory(computed, inputs, plan, hash_mult)
-    findings: list[Finding] = list(plan.findings)
+    findings: list[Finding] = list(plan.findings) + raised
+    if demand is not None:
+        findings += demand.findings
     if mem is not None:
         findings += memory.findings(
             mem, code="memory_overcommit", subject="recommended", what="the recommended configuration"
@@ -364,7 +391,10 @@ def analyze(
         comparison = pgbouncer_compare.compare(plan.pgbouncer, bouncer, connections_data)
         findings += comparison.findings
     if apps_source == "observed":
-        findings.append(apps_observed(apps, observed_where))
+        if demand is not None and not (bouncer is not None and sample is None):
+            findings.append(demand_assumed(demand))
+        else:
+            findings.append(apps_observed(apps, observed_where))
     return RecommendReport(
         inputs=inputs,
         pg_major=pg_major,
@@ -376,4 +406,23 @@ def analyze(
         current_memory=cur_mem,
         findings=sort_findings(findings),
         pgbouncer_current=comparison,
+        demand=demand,
+    )
+
+
+def server_basis(d: Demand | None) -> str:
+    """How a sample's server connections were measured (Little's law), for the pool's reason."""
+    if d is None or d.server_busy is None:
+        return ""
+    return (
+        f"the sample measured {d.server_busy:g} connections busy in transactions on average (transactions "
+        f"per second x their time, summed over the applications), x {HEADROOM:g} headroom = "
+        f"{d.server_needed}; {d.server_needed_fixed} once the idle time inside transactions is gone"
+    )
+
+
+def not_demand_note(d: Demand) -> str:
+    return (
+        f"; {d.not_demand} connection(s) seen leaked, stuck idle in transaction or held unused are not "
+        "demand and left out (see the findings: fix them in the application, not with more slots)"
     )

@@ -23,6 +23,9 @@ from pgdoctor.options import (
 from pgdoctor.render.formats import Format
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from pgdoctor.analyze.sample import SampleReport
     from pgdoctor.analyze.sizing.pools import AppSpec
 
 
@@ -36,13 +39,22 @@ class RecommendFormat(StrEnum):
     CONF = "conf"
     PGBOUNCER = "pgbouncer"
     SQLALCHEMY = "sqlalchemy"
+    DJANGO = "django"
 
 
-_APP = re.compile(r"^(?P<name>[^=]+)=(?P<processes>\d{1,9})(?:[x*](?P<threads>\d{1,9}))?$")
+_APP = re.compile(
+    r"^(?P<name>[^=]+)=(?P<processes>\d{1,9})(?:[x*](?:(?P<threads>\d{1,9})|async:(?P<tasks>\d{1,9})))?$",
+    re.IGNORECASE,
+)
 
 
 def parse_apps(values: list[str]) -> list[AppSpec]:
-    """--app NAME=PROCESSES or NAME=PROCESSESxTHREADS (threads using the database at once per process)."""
+    """--app NAME=PROCESSES, NAME=PROCESSESxTHREADS (threads using the database at once per process) or
+    NAME=PROCESSESxasync:TASKS (an asyncio application: tasks using the database at once per process).
+
+    >>> [(a.processes, a.threads, a.kind) for a in parse_apps(["web=16x8", "gpustack=3xasync:20", "job=4"])]
+    [(16, 8, 'threads'), (3, 20, 'async'), (4, 1, 'threads')]
+    """
     from pgdoctor.analyze.sizing.pools import AppSpec
 
     apps: list[AppSpec] = []
@@ -50,17 +62,18 @@ def parse_apps(values: list[str]) -> list[AppSpec]:
         m = _APP.match(value.strip())
         if not m or not m.group("name").strip():
             raise PgDoctorError(
-                f"--app {value!r}: write NAME=PROCESSES or NAME=PROCESSESxTHREADS, e.g. training=1000 or "
-                "web=16x8",
+                f"--app {value[:60]!r}: write NAME=PROCESSES, NAME=PROCESSESxTHREADS or "
+                "NAME=PROCESSESxasync:TASKS, e.g. training=1000, web=16x8 or gpustack=3xasync:20",
                 ExitCode.USAGE,
             )
         name = m.group("name").strip()
-        processes, threads = int(m.group("processes")), int(m.group("threads") or 1)
+        kind = "async" if m.group("tasks") else "threads"
+        processes, threads = int(m.group("processes")), int(m.group("threads") or m.group("tasks") or 1)
         if processes < 1 or threads < 1:
             raise PgDoctorError(f"--app {value!r}: processes and threads must be at least 1", ExitCode.USAGE)
         if any(a.name == name for a in apps):
             raise PgDoctorError(f"--app {name!r} given twice", ExitCode.USAGE)
-        apps.append(AppSpec(name, processes, threads))
+        apps.append(AppSpec(name, processes, threads, kind=kind))
     return apps
 
 
@@ -99,8 +112,9 @@ def recommend(
         list[str] | None,
         typer.Option(
             "--app",
-            help="NAME=PROCESSES[xTHREADS], repeatable: OS processes of an application that each keep their "
-            "own pool (threads using the database at once in each, default 1).",
+            help="NAME=PROCESSES[xTHREADS] or NAME=PROCESSESxasync:TASKS, repeatable: OS processes of an "
+            "application that each keep their own pool, and the threads (or asyncio tasks) using the "
+            "database at once in each (default 1).",
             show_default=False,
         ),
     ] = None,
@@ -124,7 +138,8 @@ def recommend(
             "--format",
             "-f",
             help="auto = table on a terminal, plain in a pipe; conf = postgresql.conf block, pgbouncer = "
-            "pgbouncer.ini block, sqlalchemy = create_engine() per application.",
+            "pgbouncer.ini block, sqlalchemy = create_engine() (create_async_engine() for async) per "
+            "application, django = DATABASES settings per application.",
             case_sensitive=False,
         ),
     ] = RecommendFormat.AUTO,
@@ -140,6 +155,18 @@ def recommend(
             show_default=False,
         ),
     ] = None,
+    sample: Annotated[
+        str | None,
+        typer.Option(
+            "--sample",
+            metavar="DURATION",
+            help="Sample the server (as connections --sample: pg_stat_activity every 100 ms for DURATION, "
+            "e.g. 10s) and size the pools and PgBouncer from the measured demand: transactions/s x "
+            "transaction time per application (Little's law), with headroom. Needs --dsn; a --snapshot "
+            "taken with snapshot --sample is read the same way.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Settings and pool sizes that fit together: pgtune-compatible settings, app pools -> PgBouncer ->
     PostgreSQL, a worst-case memory check; with --dsn/--snapshot, compared with the running server, with
@@ -151,17 +178,7 @@ def recommend(
     from pgdoctor.collect.settings import SettingsData
 
     live = bool(dsn) or snapshot is not None
-    if pgbouncer_dsn and snapshot is not None:
-        raise PgDoctorError(
-            "give either --pgbouncer-dsn or --snapshot (a snapshot taken with --pgbouncer-dsn holds "
-            "PgBouncer's data), not both",
-            ExitCode.USAGE,
-        )
-    if pgbouncer_dsn and pgbouncer is False:
-        raise PgDoctorError(
-            "--no-pgbouncer plans without PgBouncer: there is nothing to compare --pgbouncer-dsn with",
-            ExitCode.USAGE,
-        )
+    _check_sources(dsn, snapshot, pgbouncer_dsn, pgbouncer, sample)
     if ram is None and not live and not pgbouncer_dsn:
         raise PgDoctorError(
             "--ram is required without a server (--dsn or --snapshot), e.g. --ram 128G", ExitCode.USAGE
@@ -195,7 +212,8 @@ def recommend(
         from pgdoctor.snapshot import load_optional
 
         pooler = load_optional(snapshot, "pgbouncer", PgBouncerData)
-    report = analyze(inputs, settings_data, connections_data, pooler)
+    sampled = _sample(dsn, snapshot, sample, timeout, progress=fmt is not RecommendFormat.JSON)
+    report = analyze(inputs, settings_data, connections_data, pooler, sampled)
 
     from pgdoctor.render import recommend as render
 
@@ -211,6 +229,64 @@ def recommend(
         typer.echo(block, nl=False)
     elif fmt is RecommendFormat.SQLALCHEMY:
         typer.echo(render.sqlalchemy(report), nl=False)
+    elif fmt is RecommendFormat.DJANGO:
+        typer.echo(render.django(report), nl=False)
     else:
         emit_report(Format(fmt.value), lambda: render.to_json(report), lambda: render.document(report))
     raise typer.Exit(exit_code(report.findings, fail_on))
+
+
+def _sample(
+    dsn: str | None, snapshot: Path | None, duration: str | None, timeout: float, *, progress: bool
+) -> SampleReport | None:
+    """The sample to size from: taken now (--sample, on its own connection after the other reads), or
+    the one a `snapshot --sample` file holds; None without either."""
+    from pgdoctor.commands.sampling import SAMPLE_DATASET, has_sample, parse_sample, show_progress
+
+    if duration is not None:
+        from pgdoctor.commands.sampling import sample
+        from pgdoctor.db import connect
+
+        seconds = parse_sample(duration)
+        with connect(dsn, timeout) as db:
+            shown = progress and show_progress(Format.TABLE)
+            data, analysis = sample(db, seconds, progress=shown, keep_ticks=False)
+        return analysis.finish(data)
+    if snapshot is not None and has_sample(snapshot):
+        from pgdoctor.analyze.sample import analyze_sample
+        from pgdoctor.collect.sample import SampleData
+        from pgdoctor.snapshot import load_dataset
+
+        return analyze_sample(load_dataset(snapshot, SAMPLE_DATASET, SampleData))
+    return None
+
+
+def _check_sources(
+    dsn: str | None,
+    snapshot: Path | None,
+    pgbouncer_dsn: str | None,
+    pgbouncer: bool | None,
+    sample: str | None,
+) -> None:
+    """Refuse combinations of sources that make no sense, before anything connects."""
+    if pgbouncer_dsn and snapshot is not None:
+        raise PgDoctorError(
+            "give either --pgbouncer-dsn or --snapshot (a snapshot taken with --pgbouncer-dsn holds "
+            "PgBouncer's data), not both",
+            ExitCode.USAGE,
+        )
+    if pgbouncer_dsn and pgbouncer is False:
+        raise PgDoctorError(
+            "--no-pgbouncer plans without PgBouncer: there is nothing to compare --pgbouncer-dsn with",
+            ExitCode.USAGE,
+        )
+    if sample is not None and not dsn:
+        raise PgDoctorError(
+            "--sample reads a live server: give --dsn (or --snapshot of a `snapshot --sample` file, without "
+            "--sample)",
+            ExitCode.USAGE,
+        )
+    if sample is not None:
+        from pgdoctor.commands.sampling import parse_sample
+
+        parse_sample(sample)  # a bad duration is refused before anything connects

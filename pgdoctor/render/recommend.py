@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pgdoctor.analyze.format import duration
 from pgdoctor.analyze.recommend import RecommendReport
 from pgdoctor.analyze.sizing import memory
 from pgdoctor.analyze.sizing.memory import MemoryCheck
@@ -17,11 +18,11 @@ from pgdoctor.render.document import Cell, Column, Document, Section, Styled, Ta
 
 def header(report: RecommendReport) -> list[str]:
     i = report.inputs
-    ram = format_bytes(i.ram_bytes) if i.ram_bytes is not None else "RAM unknown"
+    ram = f"{format_bytes(i.ram_bytes)} RAM" if i.ram_bytes is not None else "RAM not given"
     cpus = f"{i.cpus} CPUs" if i.cpus else f"CPUs not given (pools sized for {report.pools.cpus})"
     where = f"server {report.server.version}" if report.server else "no server"
     return [
-        f"pgdoctor recommend: PostgreSQL {report.pg_major}, {ram} RAM, {cpus}, {i.storage} storage, "
+        f"pgdoctor recommend: PostgreSQL {report.pg_major}, {ram}, {cpus}, {i.storage} storage, "
         f"{i.workload} workload ({where})",
     ]
 
@@ -31,8 +32,24 @@ def _apps_line(report: RecommendReport) -> str:
     if report.apps_source == "none":
         return "Applications: none given (--app NAME=PROCESSES[xTHREADS])"
     where = "PgBouncer's SHOW CLIENTS" if report.pgbouncer_current is not None else "pg_stat_activity"
+    d = report.demand
+    if report.apps_source == "observed" and d is not None and report.pgbouncer_current is None:
+        src = "measured by the sample" if d.source == "sample" else "seen in pg_stat_activity"
+        seen = sum(a.seen for a in d.apps)
+        left = f", {d.not_demand} of them not demand (leaked, stuck or held idle)" if d.not_demand else ""
+        return (
+            f"Applications ({src}): {len(p.apps)}, {seen} connections seen{left}; "
+            f"{_needed(report)} needed at once; their pools open at most {p.client_total}"
+        )
     src = f"observed in {where}" if report.apps_source == "observed" else "given"
-    return f"Applications ({src}): {len(p.apps)}, up to {p.client_total} connections at once"
+    return (
+        f"Applications ({src}): {len(p.apps)}, {_needed(report)} connections needed at once; their pools "
+        f"open at most {p.client_total}"
+    )
+
+
+def _needed(report: RecommendReport) -> int:
+    return sum(a.processes * a.threads for a in report.pools.apps)
 
 
 def settings_table(report: RecommendReport) -> Table:
@@ -174,6 +191,50 @@ def apps_table(report: RecommendReport) -> Table:
     return Table("Application pools (SQLAlchemy create_engine)", columns, rows, caption)
 
 
+def demand_table(report: RecommendReport) -> Table | None:
+    """What each application was seen (or measured) using at once, and what it needs."""
+    d = report.demand
+    if d is None or not d.apps:
+        return None
+    columns = [Column("application"), Column("seen", "right"), Column("not demand", "right")]
+    if d.source == "sample":
+        columns += [
+            Column("xacts/s", "right"),
+            Column("xact time", "right"),
+            Column("idle in xact", "right"),
+            Column("busy (L)", "right"),
+        ]
+    columns += [Column("needed", "right")]
+    if d.source == "sample":
+        columns += [Column("needed if fixed", "right")]
+    columns += [Column("processes x per process"), Column("how read")]
+    rows: list[list[Cell]] = []
+    for a in d.apps:
+        row: list[Cell] = [a.name, a.seen, a.not_demand]
+        if d.source == "sample":
+            row += [
+                "" if a.xacts_per_s is None else f"{a.xacts_per_s:g}",
+                duration(a.xact_s) if a.xact_s is not None else "",
+                "" if a.idle_share is None else f"{a.idle_share:.0%}",
+                "" if a.busy is None else f"{a.busy:g}",
+            ]
+        row.append(a.needed)
+        if d.source == "sample":
+            row.append("" if a.needed_fixed is None else a.needed_fixed)
+        row += [f"{a.processes} x {a.per_process}", a.topology]
+        rows.append(row)
+    if d.source == "sample":
+        title = f"Measured demand ({duration(d.window_s or 0)} sample; needed = max(seen in use, L x 1.5))"
+        caption = (
+            f"server connections busy in transactions: {d.server_busy:g} on average, {d.server_needed} "
+            f"needed with headroom, {d.server_needed_fixed} without the idle time inside transactions"
+        )
+    else:
+        title = "Observed demand (one read of pg_stat_activity; needed = connections in use at once)"
+        caption = "`recommend --sample 30s` measures it (Little's law)"
+    return Table(title, columns, rows, caption)
+
+
 def memory_text(report: RecommendReport) -> Text:
     lines = []
     if report.memory is not None:
@@ -192,6 +253,9 @@ def document(report: RecommendReport) -> Document:
         sections.append(bouncer)
     if report.pgbouncer_current is not None:
         sections += pgbouncer_running(report.pgbouncer_current)
+    demand = demand_table(report)
+    if demand is not None:
+        sections.append(demand)
     sections += [apps_table(report), memory_text(report)]
     sections += pooler_note(report.server)
     return Document(header(report)[0], sections, report.findings, primary=0)
@@ -222,6 +286,10 @@ def pgbouncer(report: RecommendReport) -> str | None:
 
 def sqlalchemy(report: RecommendReport) -> str:
     return emit.sqlalchemy_block(header(report), report.pools.apps, report.pools.pgbouncer is not None)
+
+
+def django(report: RecommendReport) -> str:
+    return emit.django_block(header(report), report.pools.apps, report.pools.pgbouncer is not None)
 
 
 def memory_json(m: MemoryCheck | None) -> dict[str, Any] | None:
@@ -292,7 +360,10 @@ def to_json(report: RecommendReport) -> dict[str, Any]:
             "pgbouncer": i.pgbouncer,
             "databases": i.databases,
             "apps_source": report.apps_source,
-            "apps": [{"name": a.name, "processes": a.processes, "threads": a.threads} for a in p.apps],
+            "apps": [
+                {"name": a.name, "processes": a.processes, "threads": a.threads, "kind": a.kind}
+                for a in p.apps
+            ],
         },
         "settings": [
             {
@@ -347,6 +418,8 @@ def to_json(report: RecommendReport) -> dict[str, Any]:
                     "per_process": a.per_process,
                     "total": a.total,
                     "create_engine": emit.engine_kwargs(a),
+                    "kind": a.kind,
+                    "django": emit.django_settings(a),
                 }
                 for a in p.apps
             ],
@@ -355,4 +428,38 @@ def to_json(report: RecommendReport) -> dict[str, Any]:
         "current_memory": memory_json(report.current_memory),
         "pgbouncer_current": pgbouncer_current_json(report.pgbouncer_current),
         "findings": [f.to_json() for f in report.findings],
+        "demand": demand_json(report),
+    }
+
+
+def demand_json(report: RecommendReport) -> dict[str, Any] | None:
+    d = report.demand
+    if d is None:
+        return None
+    return {
+        "source": d.source,
+        "window_s": d.window_s,
+        "server_busy": d.server_busy,
+        "server_needed": d.server_needed,
+        "server_needed_fixed": d.server_needed_fixed,
+        "apps": [
+            {
+                "name": a.name,
+                "clients": a.clients,
+                "seen": a.seen,
+                "not_demand": a.not_demand,
+                "peak": a.peak,
+                "processes": a.processes,
+                "per_process": a.per_process,
+                "topology": a.topology,
+                "needed": a.needed,
+                "xacts_per_s": a.xacts_per_s,
+                "xact_s": a.xact_s,
+                "idle_share": a.idle_share,
+                "busy": a.busy,
+                "busy_fixed": a.busy_fixed,
+                "needed_fixed": a.needed_fixed,
+            }
+            for a in d.apps
+        ],
     }

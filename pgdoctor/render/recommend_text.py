@@ -68,7 +68,11 @@ def sqlalchemy_block(header: Iterable[str], apps: list[AppPool], behind_pgbounce
     lines = [f"# {h}" for h in header]
     target = "PgBouncer" if behind_pgbouncer else "PostgreSQL"
     lines.append(f"# DATABASE_URL points at {target}.")
-    lines.append("from sqlalchemy import create_engine")
+    if any(a.kind != "async" for a in apps) or not apps:
+        lines.append("from sqlalchemy import create_engine")
+    if any(a.kind == "async" for a in apps):
+        lines.append("from sqlalchemy.ext.asyncio import create_async_engine")
+        lines.append("# async engines: DATABASE_URL with an async driver (postgresql+asyncpg:// or +psycopg)")
     if any(a.poolclass == "NullPool" for a in apps):
         lines.append("from sqlalchemy.pool import NullPool")
     if behind_pgbouncer:
@@ -88,9 +92,55 @@ def sqlalchemy_block(header: Iterable[str], apps: list[AppPool], behind_pgbounce
             n += 1
         used.add(var)
         lines.append("")
-        lines.append(f"# {app.name}: {app.processes} process(es) x {app.threads} thread(s); {app.reason}")
+        unit = "task(s) using the database" if app.kind == "async" else "thread(s)"
+        lines.append(f"# {app.name}: {app.processes} process(es) x {app.threads} {unit}; {app.reason}")
         args = ", ".join(
             f"{k}={v}" if k == "poolclass" else f"{k}={v!r}" for k, v in engine_kwargs(app).items()
         )
-        lines.append(f"{var} = create_engine(DATABASE_URL, {args})")
+        create = "create_async_engine" if app.kind == "async" else "create_engine"
+        lines.append(f"{var} = {create}(DATABASE_URL, {args})")
+    return "\n".join(map(safe, lines)) + "\n"  # a newline in a name must not end a comment
+
+
+def django_settings(app: AppPool) -> dict[str, object]:
+    """The connection handling keys of a Django DATABASES entry for one application (Django 5.1+ with
+    psycopg 3 and psycopg_pool for the pool; behind PgBouncer no pool and no server-side cursors)."""
+    if app.poolclass == "NullPool":
+        return {"CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": True, "DISABLE_SERVER_SIDE_CURSORS": True}
+    assert app.pool_size is not None
+    return {
+        "CONN_MAX_AGE": 0,  # Django's pool needs it: connections go back to the pool after each request
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": {
+            "pool": {"min_size": app.pool_size, "max_size": app.per_process, "timeout": app.pool_timeout}
+        },
+    }
+
+
+def django_block(header: Iterable[str], apps: list[AppPool], behind_pgbouncer: bool) -> str:
+    """A DATABASES entry's connection keys per application, as Python for settings.py."""
+    lines = [f"# {h}" for h in header]
+    target = "PgBouncer (transaction mode)" if behind_pgbouncer else "PostgreSQL"
+    lines.append(f"# settings.py: merge into DATABASES['default'] (HOST/PORT of {target}), e.g.")
+    lines.append("#   DATABASES['default'].update(<APP>_DATABASE)")
+    if not behind_pgbouncer:
+        lines.append(
+            "# The pool needs Django 5.1+, psycopg 3 and psycopg_pool (pip install 'psycopg[pool]');"
+        )
+        lines.append(
+            "# max_size per process: the threads that use the database at once, with room for bursts."
+        )
+    if not apps:
+        lines.append("# no applications given (--app NAME=PROCESSES[xTHREADS])")
+    used: set[str] = set()
+    for app in apps:
+        var = engine_name(app.name)[: -len("_engine")].upper() + "_DATABASE"
+        n = 2
+        while var in used:
+            var = engine_name(app.name)[: -len("_engine")].upper() + f"_{n}_DATABASE"
+            n += 1
+        used.add(var)
+        lines.append("")
+        lines.append(f"# {app.name}: {app.processes} process(es) x {app.threads} thread(s); {app.reason}")
+        lines.append(f"{var} = {django_settings(app)!r}")
     return "\n".join(map(safe, lines)) + "\n"  # a newline in a name must not end a comment

@@ -44,7 +44,12 @@ class AppSpec:
     name: str
     processes: int
     threads: int = 1
-    observed: bool = False  # counted from pg_stat_activity: each connection taken as one process
+    observed: bool = False  # read from pg_stat_activity or a sample (recommend's demand), not given
+    kind: str = "threads"  # "threads", or "async": `threads` is then the tasks using the database at once
+
+    @property
+    def unit(self) -> str:
+        return "task(s)" if self.kind == "async" else "thread(s)"
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class AppPool:
     total: int  # processes * per_process
     observed: bool
     reason: str
+    kind: str = "threads"  # as AppSpec.kind: async applications get create_async_engine
 
 
 @dataclass(frozen=True)
@@ -135,8 +141,12 @@ def plan(
     databases: int = 1,
     superuser_reserved: int = DEFAULT_SUPERUSER_RESERVED,
     reserved_connections: int = 0,
+    server_needed: int | None = None,
+    server_needed_basis: str = "",
 ) -> PoolPlan:
-    """Size PgBouncer and every application's pool so that the layers fit together."""
+    """Size PgBouncer and every application's pool so that the layers fit together. `server_needed`: the
+    server connections a sample measured busy in transactions (with headroom; `server_needed_basis` says
+    how): PgBouncer's pool is then at least that, not only the CPU-sized pool."""
     findings: list[Finding] = []
     cores = cpus or ASSUMED_CPUS
     spindles = SPINDLES[storage]
@@ -149,7 +159,7 @@ def plan(
     if pgbouncer is None:
         use_bouncer = bool(apps) and demand > direct_usable
         bouncer_reason = (
-            f"PgBouncer advised: the applications' {demand} concurrent connections do not fit the "
+            f"PgBouncer advised: the applications' {demand} connections needed at once do not fit the "
             f"{direct_usable} usable slots even of a direct max_connections={default_max}; it multiplexes "
             f"them onto {target} server connections, so max_connections is sized for those instead"
             if use_bouncer
@@ -179,7 +189,7 @@ def plan(
     if use_bouncer:
         return _with_bouncer(
             apps, cores, cpus is None, spindles, target, max_connections, databases, superuser_reserved,
-            reserved_connections, bouncer_reason, findings,
+            reserved_connections, bouncer_reason, findings, server_needed, server_needed_basis,
         )  # fmt: skip
 
     # Without PgBouncer every application connection is a server backend.
@@ -189,14 +199,12 @@ def plan(
     elif demand > direct_usable:  # --no-pgbouncer and the pgtune default is too small: raise it
         max_conn = round_up(demand + ADMIN_SLOTS + reserved)
         mc_reason = (
-            f"the applications' {demand} connections + {ADMIN_SLOTS} for administration + {reserved} "
-            f"reserved, without PgBouncer (pgtune would say {default_max})"
+            f"the applications' {demand} connections needed at once + {ADMIN_SLOTS} for administration + "
+            f"{reserved} reserved, without PgBouncer (pgtune would say {default_max})"
         )
     else:
         max_conn = default_max
         mc_reason = f"pgtune's default for a {workload} workload"
-        if apps:
-            mc_reason += f"; the applications' {demand} connections fit"
     usable = max(max_conn - reserved, 0)
     spare = usable - demand
     fits = spare >= 0
@@ -205,6 +213,7 @@ def plan(
     for a in apps:
         o = min(overflow, a.threads)
         per = a.threads + o
+        pool_word = "task(s) at once" if a.kind == "async" else "thread(s)"
         pools.append(
             AppPool(
                 name=a.name,
@@ -219,13 +228,23 @@ def plan(
                 per_process=per,
                 total=a.processes * per,
                 observed=a.observed,
+                kind=a.kind,
                 reason=(
-                    f"direct to PostgreSQL: pool_size = {a.threads} thread(s) per process, max_overflow {o} "
+                    f"direct to PostgreSQL: pool_size = {a.threads} {pool_word} per process, "
+                    f"max_overflow {o} "
                     f"for bursts; {a.processes} x {per} = {a.processes * per} of {usable} usable slots"
                 ),
             )
         )
     client_total = sum(p.total for p in pools)
+    if apps and fits:
+        said = (
+            f"the applications need {demand} connections at once; their pools open at most {client_total} "
+            f"(with max_overflow), within the {usable} usable slots"
+        )
+        mc_reason += f"; {said}"
+        if pgbouncer is None:
+            bouncer_reason = f"no PgBouncer needed: {said}"
     if not fits:
         findings.append(
             Finding(
@@ -281,9 +300,12 @@ def _with_bouncer(
     reserved_connections: int,
     bouncer_reason: str,
     findings: list[Finding],
+    server_needed: int | None = None,
+    server_needed_basis: str = "",
 ) -> PoolPlan:
     reserved = superuser_reserved + reserved_connections
-    pool_size = target
+    wanted = max(target, server_needed or 0)  # transactions that last hold their server connection
+    pool_size = wanted
     reserve = max(1, math.ceil(target / 4))
     fits = True
     if max_connections is not None:
@@ -297,7 +319,7 @@ def _with_bouncer(
                 fits = False
                 pool_size, reserve = 1, 0
             else:
-                pool_size = min(target, per_db_max - per_db_max // 5)
+                pool_size = min(wanted, per_db_max - per_db_max // 5)
                 reserve = min(reserve, per_db_max - pool_size)
     else:
         server_total = databases * (pool_size + reserve)
@@ -305,7 +327,11 @@ def _with_bouncer(
         mc_reason = (
             f"PgBouncer's {server_total} server connections ({databases} database(s) x max_db_connections "
             f"{pool_size + reserve}) + {ADMIN_SLOTS} for administration + {reserved} reserved, rounded up; "
-            "sized for the CPUs, not for the client count"
+            + (
+                "sized for the CPUs, not for the client count"
+                if wanted == target
+                else "sized for the measured transactions, not for the client count"
+            )
         )
         usable = max_conn - reserved
     per_db = pool_size + reserve
@@ -316,6 +342,7 @@ def _with_bouncer(
             processes=a.processes,
             threads=a.threads,
             poolclass="NullPool",
+            kind=a.kind,
             pool_size=None,
             max_overflow=None,
             pool_timeout=None,
@@ -326,7 +353,9 @@ def _with_bouncer(
             observed=a.observed,
             reason=(
                 f"behind PgBouncer in transaction mode: NullPool, no second pool in the process; each of "
-                f"the {a.processes} process(es) opens at most {a.threads} PgBouncer connection(s) at once"
+                f"the {a.processes} process(es) opens at most {a.threads} PgBouncer connection(s) at once, "
+                "one per "
+                f"{a.unit.replace('(s)', '')} using the database"
             ),
         )
         for a in apps
@@ -350,7 +379,13 @@ def _with_bouncer(
             "max_prepared_statements",
             "default_pool_size": f"{cores} CPUs x 2 + {spindles} spindle(s) = {target}: what the server runs "
             "well at once, whatever the number of clients"
-            + ("" if pool_size == target else f"; squeezed to {pool_size} to fit max_connections"),
+            + (
+                ""
+                if wanted == target
+                else f"; raised to {wanted}: {server_needed_basis} (a transaction-mode server connection is "
+                "held for the whole transaction, its idle time included)"
+            )
+            + ("" if pool_size == wanted else f"; squeezed to {pool_size} to fit max_connections"),
             "reserve_pool_size": "extra server connections when clients have waited reserve_pool_timeout",
             "reserve_pool_timeout": "seconds a client waits before the reserve pool is used",
             "max_client_conn": f"the applications' {client_total} connections + headroom (at least 100); "

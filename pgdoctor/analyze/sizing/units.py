@@ -29,7 +29,10 @@ _RAM_UNITS = {
     "tb": TB,
     "tib": TB,
 }
-MAX_RAM = 1024 * TB  # larger is a typo, not a machine
+# The most RAM PostgreSQL's settings can use: effective_cache_size (3/4 of the RAM) is at most 2^31 - 1
+# pages of 8kB, 16TB, and shared_buffers (1/4) at most 2^30 - 1 pages, 8TB ("Resource Consumption" in the
+# docs, pg_settings.max_val); pgtune's formulas above it give values the server refuses to start with.
+MAX_RAM = 16 * TB
 _RAM = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
 
 # pg_settings.unit for memory settings: '8kB' (blocks), 'kB', 'MB', 'B'
@@ -56,7 +59,9 @@ def parse_ram(text: str) -> int:
         )
     if not math.isfinite(number * _RAM_UNITS[unit]) or number * _RAM_UNITS[unit] > MAX_RAM:
         raise PgDoctorError(
-            f"--ram {text[:40]!r}: more than {MAX_RAM // TB} TB is no server's memory", ExitCode.USAGE
+            f"--ram {text[:40]!r}: more than {MAX_RAM // TB}TB is beyond what PostgreSQL's settings can use "
+            "(effective_cache_size is at most 16TB, shared_buffers 8TB)",
+            ExitCode.USAGE,
         )
     size = math.floor(number * _RAM_UNITS[unit])
     if size <= 0:
