@@ -415,9 +415,10 @@ def server_basis(d: Demand | None) -> str:
     if d is None or d.server_busy is None:
         return ""
     return (
-        f"the sample measured {d.server_busy:g} connections busy in transactions on average (transactions "
-        f"per second x their time, summed over the applications), x {HEADROOM:g} headroom = "
-        f"{d.server_needed}; {d.server_needed_fixed} once the idle time inside transactions is gone"
+        f"the sample measured {d.server_busy:g} connections busy in transactions on average in database "
+        f"{d.busiest} (transactions per second x their time, summed over its applications), x "
+        f"{HEADROOM:g} headroom = {d.server_needed}; {d.server_needed_fixed} once the idle time inside "
+        "transactions is gone"
     )
 
 

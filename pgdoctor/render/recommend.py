@@ -226,8 +226,11 @@ def demand_table(report: RecommendReport) -> Table | None:
     if d.source == "sample":
         title = f"Measured demand ({duration(d.window_s or 0)} sample; needed = max(seen in use, L x 1.5))"
         caption = (
-            f"server connections busy in transactions: {d.server_busy:g} on average, {d.server_needed} "
-            f"needed with headroom, {d.server_needed_fixed} without the idle time inside transactions"
+            f"server connections busy in transactions in the busiest database ({d.busiest}): "
+            f"{d.server_busy:g} on average, {d.server_needed} needed with headroom, "
+            f"{d.server_needed_fixed} without the idle time inside transactions"
+            if d.busiest is not None
+            else "no transactions seen"
         )
     else:
         title = "Observed demand (one read of pg_stat_activity; needed = connections in use at once)"
@@ -439,6 +442,7 @@ def demand_json(report: RecommendReport) -> dict[str, Any] | None:
     return {
         "source": d.source,
         "window_s": d.window_s,
+        "busiest_database": d.busiest,
         "server_busy": d.server_busy,
         "server_needed": d.server_needed,
         "server_needed_fixed": d.server_needed_fixed,

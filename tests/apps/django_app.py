@@ -2,18 +2,23 @@
 requests every worker thread keeps its own connection open, idle, for good. No application_name (as
 most Django apps): the sessions show only their user and client address.
 
-    python -m tests.apps.django_app HOST PORT USER DBNAME THREADS RUN_S
+    python -m tests.apps.django_app HOST PORT USER DBNAME THREADS RUN_S [DATABASE_KEYS_JSON]
 
-Loopback only; ends by itself after RUN_S seconds.
+With DATABASE_KEYS_JSON (`recommend -f django`'s keys for the application, applied) they replace
+CONN_MAX_AGE = None; the burst then runs once, prints `requests=N errors=M` (an error: a failed request,
+e.g. on a pool timeout) and the app ends. Loopback only; ends by itself after RUN_S seconds.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import django
 from django.conf import settings
@@ -33,21 +38,22 @@ def view(request: HttpRequest) -> HttpResponse:
 urlpatterns = [path("count", view)]
 
 
-def main(host: str, port: str, user: str, dbname: str, threads: int, run_s: float) -> None:
+def main(host: str, port: str, user: str, dbname: str, threads: int, run_s: float, keys: list[str]) -> None:
+    database: dict[str, Any] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": host,
+        "PORT": port,
+        "USER": user,
+        "NAME": dbname,
+        "CONN_MAX_AGE": None,  # keep each thread's connection forever
+    }
+    if keys:
+        database.update(json.loads(keys[0]))
     settings.configure(
         DEBUG=False,
         ALLOWED_HOSTS=["127.0.0.1"],
         ROOT_URLCONF=__name__,
-        DATABASES={
-            "default": {
-                "ENGINE": "django.db.backends.postgresql",
-                "HOST": host,
-                "PORT": port,
-                "USER": user,
-                "NAME": dbname,
-                "CONN_MAX_AGE": None,  # keep each thread's connection forever
-            }
-        },
+        DATABASES={"default": database},
     )
     django.setup()
     from django.core.wsgi import get_wsgi_application
@@ -57,16 +63,32 @@ def main(host: str, port: str, user: str, dbname: str, threads: int, run_s: floa
     web_port = server.effective_port
     threading.Thread(target=server.run, daemon=True).start()
 
-    def get(_: int) -> None:
-        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/count", timeout=30) as r:
-            r.read()
+    def get(_: int) -> int:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/count", timeout=60) as r:
+                r.read()
+        except urllib.error.HTTPError:  # the view failed (no connection from the pool in time …)
+            return 1
+        return 0
 
     with ThreadPoolExecutor(threads * 2) as burst:  # the burst: more requests at once than threads
-        list(burst.map(get, range(threads * 4)))
+        errors = sum(burst.map(get, range(threads * 4)))
+    if keys:
+        server.close()
+        print(f"requests={threads * 4} errors={errors}", flush=True)
+        return
     print("ready", flush=True)
     time.sleep(run_s)
     server.close()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), float(sys.argv[6]))
+    main(
+        sys.argv[1],
+        sys.argv[2],
+        sys.argv[3],
+        sys.argv[4],
+        int(sys.argv[5]),
+        float(sys.argv[6]),
+        sys.argv[7:8],
+    )

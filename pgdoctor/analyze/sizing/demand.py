@@ -65,24 +65,34 @@ class Demand:
     window_s: float | None  # the sample's length
     apps: list[AppDemand]
     findings: list[Finding] = field(default_factory=list)
+    # a sample's connections busy in transactions per database, and without the idle time in them: what
+    # a transaction-mode PgBouncer pool (one per database and user) holds
+    database_busy: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def busiest(self) -> str | None:
+        """The database whose pool needs the most server connections."""
+        if not self.database_busy:
+            return None
+        return max(sorted(self.database_busy), key=lambda d: self.database_busy[d][0])
 
     @property
     def server_busy(self) -> float | None:
-        """Server connections busy in transactions on average (what a transaction-mode pool holds)."""
-        if self.source != "sample":
-            return None
-        return round(sum(a.busy or 0.0 for a in self.apps), 2)
+        """Server connections busy in transactions on average in the busiest database."""
+        db = self.busiest
+        return None if db is None else round(self.database_busy[db][0], 2)
 
     @property
     def server_needed(self) -> int | None:
         busy = self.server_busy
-        return None if busy is None else max(math.ceil(busy * HEADROOM), 1)
+        return None if busy is None else max(math.ceil(round(busy * HEADROOM, 6)), 1)
 
     @property
     def server_needed_fixed(self) -> int | None:
-        if self.source != "sample":
+        if not self.database_busy:
             return None
-        return max(math.ceil(sum(a.busy_fixed or 0.0 for a in self.apps) * HEADROOM), 1)
+        fixed = max(b for _, b in self.database_busy.values())
+        return max(math.ceil(round(fixed * HEADROOM, 6)), 1)
 
     @property
     def not_demand(self) -> int:
@@ -179,6 +189,12 @@ def from_sample(sample: SampleReport, data: ConnectionsData | None) -> Demand:
     for g in sample.groups:
         groups[g.application or "(none)"].append(g)
     apps = []
+    database_busy: dict[str, tuple[float, float]] = {}
+    for g in sample.groups:
+        b, bf = _little(g)
+        for db in g.databases:
+            was = database_busy.get(db, (0.0, 0.0))
+            database_busy[db] = (was[0] + b / len(g.databases), was[1] + bf / len(g.databases))
     for name, members in groups.items():
         busy = busy_fixed = rate = time_sum = idle_time = 0.0
         per_address: dict[str, int] = defaultdict(int)
@@ -215,7 +231,7 @@ def from_sample(sample: SampleReport, data: ConnectionsData | None) -> Demand:
             )
         )
     apps.sort(key=lambda a: (-a.needed, a.name))
-    return Demand("sample", sample.window_s, apps, findings)
+    return Demand("sample", sample.window_s, apps, findings, database_busy)
 
 
 def apply(given: list[AppSpec], demand: Demand | None) -> tuple[list[AppSpec], list[Finding]]:
