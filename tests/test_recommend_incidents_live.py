@@ -11,10 +11,13 @@ The incident, all at once on one server (max_connections 100, 97 usable):
 One plain snapshot and one `snapshot --sample` are taken of it; `recommend` and `connections` read both,
 and one live `recommend --sample` runs beside. Then every application is stopped and started again with
 the pools `recommend --sample` gave (`-f json`'s create_engine values, `-f django`'s keys), all at once,
-under the same load, with a pool timeout of 3 s (instead of 30) so that a pool too small shows as errors
-within a few seconds: no request fails, and the server's client connections stay within its usable slots.
+under the same load, with a pool timeout of 3 s (instead of 30; Django's as emitted) so that a pool too
+small shows as errors within a few seconds: no request fails, and the server's client connections stay
+within its usable slots.
 The Flask app is also run behind a real PgBouncer with the `[pgbouncer]` pool recommend sized from the
 sample: no client waits out PgBouncer's query_wait_timeout. Counts and errors are asserted, never timings.
+(The pool the earlier recommend gave GPUStack, pool_size=1, max_overflow=1, fails 27 of about 53 requests
+per process in the same applied run.)
 """
 
 from __future__ import annotations
@@ -277,7 +280,7 @@ def test_recommended_pools_applied_carry_the_same_load(pg: Cluster, run: Run) ->
     exec(run.django, namespace)  # the emitted settings, as a settings.py would run them
     django_keys = namespace["NONE_DATABASE"]
     assert django_keys["OPTIONS"]["pool"]["max_size"] == pool(run.sampled, "(none)")["per_process"]
-    django_keys["OPTIONS"]["pool"]["timeout"] = APPLIED_TIMEOUT_S
+    assert django_keys["CONN_MAX_AGE"] == 0 and django_keys["CONN_HEALTH_CHECKS"] is True
     apps = [
         _start(["tests.apps.async_pool", f"postgresql+asyncpg://{url}/gpustack", "gpustack", str(TASKS),
                 str(HOLD_S), str(APPLIED_S), str(gpu["pool_size"]), str(gpu["max_overflow"]),

@@ -304,8 +304,8 @@ def demand_assumed(d: Demand) -> Finding:
         f"no --app given: the processes and threads behind each application are not known, so pools are "
         f"sized from the connections {what}, never below what each application used at once, with the "
         f"processes assumed from the connections per client address: {'; '.join(parts) or 'none'}",
-        f"give {APP_SYNTAX} for the real topology; `recommend --sample 30s` measures the demand "
-        "(Little's law)",
+        f"give {APP_SYNTAX} for the real topology"
+        + ("; `recommend --sample 30s` measures the demand (Little's law)" if d.source == "observed" else ""),
     )
 
 

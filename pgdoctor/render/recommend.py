@@ -238,6 +238,22 @@ def demand_table(report: RecommendReport) -> Table | None:
     return Table(title, columns, rows, caption)
 
 
+def fixed_text(report: RecommendReport) -> Text | None:
+    """What fixing the applications buys: per application whose transactions idle, the connections it
+    needs as it runs and once they no longer idle."""
+    d = report.demand
+    if d is None or d.source != "sample":
+        return None
+    lines = [
+        f"{a.name}: sized for {a.needed} connections as it runs; {a.needed_fixed} would do once its "
+        f"transactions no longer idle ({a.idle_share:.0%} of their time now): end the transaction before "
+        "the slow call (see the findings) rather than keep the bigger pool"
+        for a in d.apps
+        if a.needed_fixed is not None and a.needed_fixed < a.needed and (a.idle_share or 0) >= 0.5
+    ]
+    return Text(lines) if lines else None
+
+
 def memory_text(report: RecommendReport) -> Text:
     lines = []
     if report.memory is not None:
@@ -259,6 +275,9 @@ def document(report: RecommendReport) -> Document:
     demand = demand_table(report)
     if demand is not None:
         sections.append(demand)
+        fixed = fixed_text(report)
+        if fixed is not None:
+            sections.append(fixed)
     sections += [apps_table(report), memory_text(report)]
     sections += pooler_note(report.server)
     return Document(header(report)[0], sections, report.findings, primary=0)
