@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from pgdoctor.analyze.sizing import pools
 from pgdoctor.analyze.sizing.pools import AppSpec, PoolPlan
-from pgdoctor.render.recommend_text import engine_kwargs, sqlalchemy_block
+from pgdoctor.render.recommend_text import django_block, django_settings, engine_kwargs, sqlalchemy_block
 
 app_specs = st.lists(
     st.builds(
@@ -17,6 +17,7 @@ app_specs = st.lists(
         name=st.text("abcdefghijklmnopqrstuvwxyz_-0123456789", min_size=1, max_size=12),
         processes=st.integers(1, 5000),
         threads=st.integers(1, 32),
+        kind=st.sampled_from(["threads", "async"]),
     ),
     max_size=8,
     unique_by=lambda a: a.name,
@@ -31,6 +32,7 @@ topologies = st.fixed_dictionaries(
         "pgbouncer": st.sampled_from([None, True, False]),
         "databases": st.integers(1, 6),
         "reserved_connections": st.sampled_from([0, 0, 2]),
+        "server_needed": st.one_of(st.none(), st.integers(1, 500)),
     }
 )
 
@@ -49,6 +51,8 @@ def check_common(p: PoolPlan) -> None:
             assert p.pgbouncer is not None  # NullPool only behind PgBouncer
             assert a.per_process == a.threads
         assert a.per_process >= a.threads  # every thread can get a connection without waiting
+        if a.poolclass == "QueuePool":
+            assert a.pool_size is not None and a.pool_size >= a.threads  # never below the concurrency
     assert p.work_mem_connections <= p.max_connections
 
 
@@ -66,8 +70,12 @@ def test_pool_invariants(t: dict[str, object]) -> None:
             # PgBouncer's server side fits the usable slots
             assert b.server_total == b.databases * b.max_db_connections <= p.usable
             assert b.default_pool_size >= 1
-        # sized for the CPUs, never for the clients
-        assert b.default_pool_size <= pools.cpu_pool(p.cpus, t["storage"])  # type: ignore[arg-type]
+        # sized for the CPUs (or the measured transactions), never for the clients
+        cpu = pools.cpu_pool(p.cpus, t["storage"])  # type: ignore[arg-type]
+        needed = t["server_needed"] or 0
+        assert b.default_pool_size <= max(cpu, needed)  # type: ignore[call-overload]
+        if p.fits and t["max_connections"] is None:
+            assert b.default_pool_size >= needed  # type: ignore[operator]
         assert b.pool_mode == "transaction"
     elif p.fits:
         assert (
@@ -104,8 +112,11 @@ def test_sqlalchemy_text_is_python_with_the_planned_arguments(t: dict[str, objec
     p = pools.plan(**t)  # type: ignore[arg-type]
     text = sqlalchemy_block(["header"], p.apps, p.pgbouncer is not None)
     tree = ast.parse(text)
-    calls = [
-        n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "create_engine"
+    engines = ("create_engine", "create_async_engine")
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") in engines]
+    # an async application gets create_async_engine, a threaded one create_engine
+    assert [getattr(c.func, "id", "") for c in calls] == [
+        "create_async_engine" if a.kind == "async" else "create_engine" for a in p.apps
     ]
     assert len(calls) == len(p.apps)
     targets = [n.targets[0].id for n in tree.body if isinstance(n, ast.Assign)]  # type: ignore[attr-defined]
@@ -145,3 +156,36 @@ def test_cpus_not_given_is_said() -> None:
     p = pools.plan([AppSpec("a", 500)], cpus=None)
     assert p.cpus == pools.ASSUMED_CPUS and p.cpus_assumed
     assert [f.code for f in p.findings] == ["cpus_assumed"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(topologies)
+def test_django_text_is_python_with_the_planned_pool(t: dict[str, object]) -> None:
+    """-f django: one dict per application, whose pool allows what the plan allows per process."""
+    p = pools.plan(**t)  # type: ignore[arg-type]
+    namespace: dict[str, object] = {}
+    exec(django_block(["header"], p.apps, p.pgbouncer is not None), namespace)
+    entries = [v for k, v in namespace.items() if k.endswith("_DATABASE")]
+    assert len(entries) == len(p.apps)
+    for entry, app in zip(entries, p.apps, strict=True):
+        assert entry == django_settings(app)
+        assert isinstance(entry, dict) and entry["CONN_MAX_AGE"] == 0 and entry["CONN_HEALTH_CHECKS"] is True
+        if app.poolclass == "QueuePool":
+            pool = entry["OPTIONS"]["pool"]
+            assert app.pool_size is not None and app.pool_size >= app.threads
+            assert pool["max_size"] == app.per_process >= pool["min_size"] == app.pool_size
+        else:
+            assert "OPTIONS" not in entry and entry["DISABLE_SERVER_SIDE_CURSORS"] is True
+
+
+def test_measured_transactions_raise_the_pgbouncer_pool() -> None:
+    """12 server connections (the CPU pool) against 10 s transactions queued clients: a sample that
+    measured 30 connections busy in transactions sizes the pool for them, and says why."""
+    apps = [AppSpec("flask", 1, 30)]
+    cpu_only = pools.plan(apps, cpus=6, pgbouncer=True)
+    measured = pools.plan(apps, cpus=6, pgbouncer=True, server_needed=45, server_needed_basis="measured")
+    assert cpu_only.pgbouncer is not None and measured.pgbouncer is not None
+    assert cpu_only.pgbouncer.default_pool_size == 12
+    assert measured.pgbouncer.default_pool_size == 45
+    assert "raised to 45: measured" in measured.pgbouncer.reasons["default_pool_size"]
+    assert measured.pgbouncer.server_total <= measured.usable
