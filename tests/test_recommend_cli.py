@@ -22,7 +22,7 @@ print("HEAVY=" + ",".join(heavy), "CODE=" + str(code), file=sys.stderr)
 
 
 def test_offline_never_imports_a_database_library() -> None:
-    for fmt in ("plain", "json", "conf", "pgbouncer", "sqlalchemy", "markdown", "csv", "table"):
+    for fmt in ("plain", "json", "conf", "pgbouncer", "sqlalchemy", "django", "markdown", "csv", "table"):
         result = subprocess.run(
             [sys.executable, "-c", OFFLINE_PROBE.replace("FMT", repr(fmt))],
             capture_output=True,
