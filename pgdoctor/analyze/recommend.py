@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from pgdoctor.analyze.findings import Finding, Severity, sort_findings
-from pgdoctor.analyze.sample import HEADROOM, SampleReport
+from pgdoctor.analyze.findings import Finding, sort_findings
+from pgdoctor.analyze.recommend_findings import (
+    apps_observed,
+    dangerous,
+    demand_assumed,
+    not_demand_note,
+    server_basis,
+)
+from pgdoctor.analyze.sample import SampleReport
 from pgdoctor.analyze.sizing import demand as demands
 from pgdoctor.analyze.sizing import memory, pgbouncer_compare, pgtune, pools, settings
 from pgdoctor.analyze.sizing.demand import Demand
@@ -159,50 +166,6 @@ def current_memory(rows: dict[str, FullSettingRow], ram_bytes: int | None) -> me
     )
 
 
-def dangerous(rows: dict[str, FullSettingRow]) -> list[Finding]:
-    """Running settings that risk data or availability, whatever the hardware."""
-    out: list[Finding] = []
-    for name, what in (
-        ("fsync", "a crash of the OS or power loss can corrupt the whole cluster"),
-        ("full_page_writes", "a crash during a page write leaves torn pages that WAL replay cannot repair"),
-    ):
-        row = rows.get(name)
-        if row and row.setting == "off":
-            out.append(
-                Finding(
-                    Severity.CRITICAL,
-                    f"{name}_off",
-                    name,
-                    f"{name} is off: {what}",
-                    f"set {name} = on (only ever off for throwaway data, e.g. a test cluster)",
-                )
-            )
-    row = rows.get("idle_in_transaction_session_timeout")
-    if row and row.setting == "0":
-        out.append(
-            Finding(
-                Severity.WARNING,
-                "idle_in_transaction_timeout_off",
-                "idle_in_transaction_session_timeout",
-                "idle_in_transaction_session_timeout is 0 (off): a session left idle inside a transaction "
-                "holds its locks, its snapshot and a connection slot for ever",
-                "set idle_in_transaction_session_timeout (the recommendation below); fix the application too",
-            )
-        )
-    pending = sorted(r.name for r in rows.values() if r.pending_restart)
-    if pending:
-        out.append(
-            Finding(
-                Severity.WARNING,
-                "pending_restart",
-                "server",
-                f"changed but not in effect until a restart: {', '.join(pending)}",
-                "restart the server in a maintenance window (or revert the change)",
-            )
-        )
-    return out
-
-
 def work_mem_reason(inputs: Inputs, plan: PoolPlan) -> str:
     """pgtune's work_mem formula as applied here, and over which connection count."""
     workers = pgtune.parallel(inputs.cpus, inputs.workload) or None
@@ -273,42 +236,6 @@ def setting_line(rec: settings.Rec, row: FullSettingRow | None) -> SettingLine:
     )
 
 
-APP_SYNTAX = "--app NAME=PROCESSES[xTHREADS] (threads) or NAME=PROCESSESxasync:TASKS (asyncio)"
-
-
-def apps_observed(apps: list[pools.AppSpec], where: str = "pg_stat_activity") -> Finding:
-    """Applications read from PgBouncer's clients: each connection taken as one process."""
-    return Finding(
-        Severity.INFO,
-        "apps_observed",
-        "inputs",
-        f"no --app given: pools sized for the {sum(a.processes for a in apps)} client connections "
-        f"seen in {where}, per application_name, each counted as one process with one "
-        "connection",
-        f"give {APP_SYNTAX} for the real topology",
-    )
-
-
-def demand_assumed(d: Demand) -> Finding:
-    """No --app: what was read as each application's topology, and that pools never go below it."""
-    what = "seen in one read of pg_stat_activity" if d.source == "observed" else "measured by the sample"
-    parts = [
-        f"{a.name}: {a.needed} needed at once ({a.topology}; {a.processes} x {a.per_process})"
-        + (f", {a.not_demand} leaked, stuck or held idle left out" if a.not_demand else "")
-        for a in d.apps
-    ]
-    return Finding(
-        Severity.INFO,
-        "apps_observed",
-        "inputs",
-        f"no --app given: the processes and threads behind each application are not known, so pools are "
-        f"sized from the connections {what}, never below what each application used at once, with the "
-        f"processes assumed from the connections per client address: {'; '.join(parts) or 'none'}",
-        f"give {APP_SYNTAX} for the real topology"
-        + ("; `recommend --sample 30s` measures the demand (Little's law)" if d.source == "observed" else ""),
-    )
-
-
 def analyze(
     inputs: Inputs,
     settings_data: SettingsData | None = None,
@@ -353,7 +280,10 @@ def analyze(
         server_needed_basis=server_basis(demand),
     )
     if demand is not None and demand.not_demand:
-        plan = replace(plan, pgbouncer_reason=plan.pgbouncer_reason + not_demand_note(demand))
+        said = plan.pgbouncer_reason.replace(
+            "no PgBouncer needed: ", "no PgBouncer needed for the demand: ", 1
+        )
+        plan = replace(plan, pgbouncer_reason=said + not_demand_note(demand))
     if bouncer is not None and inputs.pgbouncer is None:
         plan = replace(plan, pgbouncer_reason=f"PgBouncer sized: one is running ({bouncer.version})")
     hw = settings.Hardware(inputs.ram_bytes, inputs.cpus, inputs.storage, inputs.workload, pg_major)
@@ -407,23 +337,4 @@ def analyze(
         findings=sort_findings(findings),
         pgbouncer_current=comparison,
         demand=demand,
-    )
-
-
-def server_basis(d: Demand | None) -> str:
-    """How a sample's server connections were measured (Little's law), for the pool's reason."""
-    if d is None or d.server_busy is None:
-        return ""
-    return (
-        f"the sample measured {d.server_busy:g} connections busy in transactions on average in database "
-        f"{d.busiest} (transactions per second x their time, summed over its applications), x "
-        f"{HEADROOM:g} headroom = {d.server_needed}; {d.server_needed_fixed} once the idle time inside "
-        "transactions is gone"
-    )
-
-
-def not_demand_note(d: Demand) -> str:
-    return (
-        f"; {d.not_demand} connection(s) seen leaked, stuck idle in transaction or held unused are not "
-        "demand and left out (see the findings: fix them in the application, not with more slots)"
     )
