@@ -70,14 +70,19 @@ def apps_observed(apps: list[pools.AppSpec], where: str = "pg_stat_activity") ->
     )
 
 
+LISTED = 10  # applications named in the apps_observed finding; the demand table has them all
+
+
 def demand_assumed(d: Demand) -> Finding:
     """No --app: what was read as each application's topology, and that pools never go below it."""
     what = "seen in one read of pg_stat_activity" if d.source == "observed" else "measured by the sample"
     parts = [
         f"{a.name}: {a.needed} needed at once ({a.topology}; {a.processes} x {a.per_process})"
         + (f", {a.not_demand} leaked, stuck or held idle left out" if a.not_demand else "")
-        for a in d.apps
+        for a in d.apps[:LISTED]
     ]
+    if len(d.apps) > LISTED:
+        parts.append(f"and {len(d.apps) - LISTED} more (the demand table)")
     return Finding(
         Severity.INFO,
         "apps_observed",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pgdoctor.analyze.format import duration
 from pgdoctor.analyze.recommend import RecommendReport
+from pgdoctor.analyze.sample import HEADROOM
 from pgdoctor.analyze.sizing import memory
 from pgdoctor.analyze.sizing.pgbouncer_compare import BouncerComparison
 from pgdoctor.analyze.sizing.pools import pgbouncer_values
@@ -33,7 +34,8 @@ def _apps_line(report: RecommendReport) -> str:
         return "Applications: none given (--app NAME=PROCESSES[xTHREADS])"
     where = "PgBouncer's SHOW CLIENTS" if report.pgbouncer_current is not None else "pg_stat_activity"
     d = report.demand
-    if report.apps_source == "observed" and d is not None and report.pgbouncer_current is None:
+    from_demand = d is not None and (d.source == "sample" or report.pgbouncer_current is None)
+    if report.apps_source == "observed" and d is not None and from_demand:
         src = "measured by the sample" if d.source == "sample" else "seen in pg_stat_activity"
         seen = sum(a.seen for a in d.apps)
         left = f", {d.not_demand} of them not demand (leaked, stuck or held idle)" if d.not_demand else ""
@@ -224,7 +226,7 @@ def demand_table(report: RecommendReport) -> Table | None:
         row += [f"{a.processes} x {a.per_process}", a.topology]
         rows.append(row)
     if d.source == "sample":
-        title = f"Measured demand ({duration(d.window_s or 0)} sample; needed = max(seen in use, L x 1.5))"
+        title = f"Measured demand ({duration(d.window_s or 0)} sample; needed = max(seen in use, L x {HEADROOM:g}))"
         caption = (
             f"server connections busy in transactions in the busiest database ({d.busiest}): "
             f"{d.server_busy:g} on average, {d.server_needed} needed with headroom, "
