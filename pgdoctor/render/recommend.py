@@ -226,7 +226,8 @@ def demand_table(report: RecommendReport) -> Table | None:
         row += [f"{a.processes} x {a.per_process}", a.topology]
         rows.append(row)
     if d.source == "sample":
-        title = f"Measured demand ({duration(d.window_s or 0)} sample; needed = max(seen in use, L x {HEADROOM:g}))"
+        window = duration(d.window_s or 0)
+        title = f"Measured demand ({window} sample; needed = max(seen in use, L x {HEADROOM:g}))"
         caption = (
             f"server connections busy in transactions in the busiest database ({d.busiest}): "
             f"{d.server_busy:g} on average, {d.server_needed} needed with headroom, "
