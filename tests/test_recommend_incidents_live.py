@@ -51,6 +51,7 @@ FLASK_THREADS = 4
 FLASK_SLEEP_S = 2.0
 RUN_S = 120.0  # every application ends by itself after this, whatever happens to the test
 APPLIED_S = 4.0  # the applied run's load
+BOUNCER_RUN_S = 8.0  # the Flask app behind PgBouncer: long enough for a 3 s sample of it
 APPLIED_TIMEOUT_S = 3.0  # pool timeout of the applied run: a pool too small fails within the run
 HARDWARE = ("--cpus", "2", "--ram", "4G", "--max-connections", "100")  # the test server's max_connections
 BOUNCER_HARDWARE = ("--cpus", "1", "--ram", "4G", "--max-connections", "100")  # a CPU pool of 2
@@ -320,7 +321,9 @@ def test_recommended_pools_applied_carry_the_same_load(pg: Cluster, run: Run) ->
 def test_flask_behind_the_recommended_pgbouncer(pg: Cluster, run: Run) -> None:
     """The [pgbouncer] pool sized from the sample, in front of the Flask app with its 2 s transactions:
     with PgBouncer's query_wait_timeout at 3 s, a pool sized for the CPUs only (2 here) would leave the
-    4 threads' clients waiting out the timeout; the recommended one serves every request."""
+    4 threads' clients waiting out the timeout; the recommended one serves every request. Sampled through
+    the pooler meanwhile, the transactions idling in the middle get the same diagnosis from `recommend
+    --sample --pgbouncer-dsn` as from `connections --sample`: slow_work_in_transaction."""
     b = run.with_bouncer["pools"]["pgbouncer"]
     flask = demand(run.with_bouncer, "flaskapp")
     assert b["default_pool_size"] >= flask["needed"] >= FLASK_THREADS
@@ -333,16 +336,45 @@ def test_flask_behind_the_recommended_pgbouncer(pg: Cluster, run: Run) -> None:
     with pgbouncer.running_pgbouncer(pg, pool_size=b["default_pool_size"], settings=settings) as bouncer:
         app = _start(
             ["tests.apps.flask_app", f"postgresql+psycopg://postgres@127.0.0.1:{bouncer.port}/flaskapp",
-             "flaskapp", str(FLASK_THREADS), str(FLASK_SLEEP_S), str(APPLIED_S), "null"],
+             "flaskapp", str(FLASK_THREADS), str(FLASK_SLEEP_S), str(BOUNCER_RUN_S), "null"],
             stdout=subprocess.PIPE,
         )  # fmt: skip
+        docs: dict[str, dict[str, Any]] = {}
         try:
+            wait_until(
+                lambda: _count(pg, "application_name = 'flaskapp' AND state = 'idle in transaction'") >= 2,
+                timeout=60,
+                what="the Flask app's transactions through PgBouncer",
+            )
+            pooler = bouncer.dsn(dbname="pgbouncer")
+            rec_args = ("--sample", "3s", "--pgbouncer-dsn", pooler, *BOUNCER_HARDWARE)
+            samplers = [
+                threading.Thread(
+                    target=lambda: docs.update(rec=_json("recommend", "-d", pg.dsn(), *rec_args))
+                ),
+                threading.Thread(
+                    target=lambda: docs.update(conn=_json("connections", "-d", pg.dsn(), "--sample", "3s"))
+                ),
+            ]
+            for t in samplers:
+                t.start()
+            for t in samplers:
+                t.join(120)
             out, err = app.communicate(timeout=180)
         finally:
             _stop([app])
     assert app.returncode == 0, err
     requests, errors = _result(out)
     assert requests > 0 and errors == 0, (out, err[-2000:])
+    slow = [
+        (f["code"], f["subject"]) for f in docs["conn"]["findings"] if f["code"] == "slow_work_in_transaction"
+    ]
+    assert slow and [s for s in slow if s[1].startswith("flaskapp")] == slow
+    mine = [
+        (f["code"], f["subject"]) for f in docs["rec"]["findings"] if f["code"] == "slow_work_in_transaction"
+    ]
+    assert mine == slow
+    assert docs["rec"]["pgbouncer_current"] is not None  # compared with the running PgBouncer
 
 
 def test_emitted_async_engine_connects(pg: Cluster, tmp_path: Path) -> None:
