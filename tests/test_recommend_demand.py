@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pgdoctor.analyze.sizing import pools
-from pgdoctor.analyze.sizing.demand import AppDemand, topology
+from pgdoctor.analyze.sizing.demand import AppDemand, Demand, apply, topology
+from pgdoctor.analyze.sizing.pools import AppSpec
 from pgdoctor.analyze.sizing.units import KB, TB, conf_bytes
 from tests.conftest import FIXTURES, invoke
 
@@ -145,3 +146,22 @@ def test_assumed_topology_never_below_what_was_in_use(per_address: dict[str, int
     (app,) = plan.apps
     assert app.processes * app.per_process >= peak
     assert app.per_process >= math.ceil(peak / processes)
+
+
+def _measured(name: str, peak: int, needed: int, processes: int = 3) -> Demand:
+    app = AppDemand(name, 1, peak, 0, peak, processes, "", needed=needed, busy=needed / 1.5)
+    return Demand("sample", 5.0, [app])
+
+
+def test_async_tasks_capped_by_the_measured_need_threads_floored_by_use() -> None:
+    """An asyncio application's pool is what the sample measured, up to its tasks (100 tasks sharing a
+    pool of 10 are not 100 threads); a threaded one keeps its threads, raised to what it used at once."""
+    given = [AppSpec("gpu", 3, 100, kind="async")]
+    (spec,), found = apply(given, _measured("gpu", 45, 68))
+    assert (spec.processes, spec.threads, spec.kind, found) == (3, 23, "async", [])
+    (spec,), _ = apply([AppSpec("gpu", 3, 20, kind="async")], _measured("gpu", 45, 68))
+    assert spec.threads == 20  # never more than the tasks that use the database at once
+    (spec,), found = apply([AppSpec("web", 3, 4)], _measured("web", 45, 68))
+    assert spec.threads == 15 and [f.code for f in found] == ["app_uses_more"]
+    (spec,), found = apply([AppSpec("web", 3, 30)], _measured("web", 45, 68))
+    assert spec.threads == 30 and found == []
