@@ -178,7 +178,7 @@ def apps_table(report: RecommendReport) -> Table:
         [
             a.name,
             a.processes,
-            a.threads,
+            a.threads if a.kind != "async" else f"{a.threads} async",
             a.poolclass,
             "" if a.pool_size is None else a.pool_size,
             "" if a.max_overflow is None else a.max_overflow,
@@ -190,7 +190,12 @@ def apps_table(report: RecommendReport) -> Table:
     target = "max_client_conn" if report.pools.pgbouncer else "usable server slots"
     limit = report.pools.pgbouncer.max_client_conn if report.pools.pgbouncer else report.pools.usable
     caption = f"total {report.pools.client_total} of {limit} {target}" if rows else ""
-    return Table("Application pools (SQLAlchemy create_engine)", columns, rows, caption)
+    engines = (
+        "create_engine, create_async_engine"
+        if any(a.kind == "async" for a in report.pools.apps)
+        else ("create_engine")
+    )
+    return Table(f"Application pools (SQLAlchemy {engines})", columns, rows, caption)
 
 
 def demand_table(report: RecommendReport) -> Table | None:
