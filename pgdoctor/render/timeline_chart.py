@@ -5,6 +5,7 @@ JavaScript inlined: no network needed to view it). Both libraries are the option
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 from pgdoctor import __version__
@@ -15,6 +16,7 @@ from pgdoctor.render.timeline import Clock, apps_of, apps_table, findings_table,
 EXTRA = "pip install 'pgdoctor[timeline]'"
 MISSING = f"the chart needs the optional plotting libraries: {EXTRA}"
 MAX_MARKED = 20  # findings marked on the HTML chart (all are in its table)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
 
 
@@ -55,7 +57,8 @@ def terminal_chart(report: TimelineReport, *, width: int, height: int, color: bo
     plt.xticks(at, [clock(good[0].t + x) for x in at])
     if not color:
         plt.theme("clear")
-    return str(plt.build())
+    drawn = str(plt.build())
+    return drawn if color else _ANSI.sub("", drawn)
 
 
 def _x(report: TimelineReport, clock: Clock) -> list[str]:
@@ -90,17 +93,17 @@ def figure(report: TimelineReport, clock: Clock) -> dict[str, Any]:
         for name, ys, c in lower
     ]  # fmt: skip
     shapes, notes = [], []
-    for e in report.episodes[:MAX_MARKED]:
+    for k, e in enumerate(report.episodes[:MAX_MARKED]):
         at = clock.moment(e.first_t).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
         color = {"critical": "#d62728", "warning": "#ff7f0e"}.get(e.severity, "#1f77b4")
         shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": at, "x1": at, "y0": 0, "y1": 1,
                        "line": {"color": color, "dash": "dot", "width": 1}})  # fmt: skip
-        notes.append({"x": at, "xref": "x", "yref": "paper", "y": 1.0, "yanchor": "bottom", "textangle": -30,
-                      "text": html.escape(f"{e.code} [{e.subject}]"[:40]), "showarrow": False,
+        notes.append({"x": at, "xref": "x", "yref": "paper", "y": 1.0 + 0.035 * (k % 3), "yanchor": "bottom",
+                      "text": html.escape(f"{e.code} [{e.subject}]"[:40]), "showarrow": False, "xanchor": "left",
                       "font": {"size": 10, "color": color}})  # fmt: skip
     zone = "UTC" if clock.utc else "local time"
     layout = {
-        "template": "plotly_white",
+        "plot_bgcolor": "#fafafa",
         "height": 760,
         "margin": {"t": 110, "l": 60, "r": 20, "b": 50},
         "hovermode": "x unified",
