@@ -25,12 +25,13 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.incidents import Sessions, wait_for_lock_waits  # noqa: E402
-from tests.pgbouncer import running_pgbouncer  # noqa: E402
+from tests.pgbouncer import PgBouncer, running_pgbouncer  # noqa: E402
 from tests.pgcluster import Cluster  # noqa: E402
 
 THRESHOLDS = ["--idle-xact-warn", "2", "--blocked-crit", "3"]
@@ -50,6 +51,44 @@ def until(path: Path, n: int, timeout: float = 120.0) -> None:
         time.sleep(0.05)
 
 
+def incident(out: Path, pg: Cluster, bouncer: PgBouncer, s: Sessions) -> None:
+    """The phases, each started when the recording has reached its tick."""
+    leaked = 2
+    api: list[Any] = []
+    threads: list[threading.Thread] = []
+    for tick in range(4, 13):
+        until(out, tick)
+        if leaked < 38:
+            s.idle("ml-train", 4)
+            leaked += 4
+        if tick == 8:
+            s.idle_in_transaction("worker", "UPDATE jobs SET status = 'running' WHERE id = 1")
+            worker = s.conns[-1]
+        if tick == 11:
+            api = [bouncer.connect(application_name="api") for _ in range(5)]
+            threads = [threading.Thread(target=c.execute, args=("SELECT pg_sleep(4)",)) for c in api]
+            for t in threads:
+                t.start()
+    while leaked < 38:
+        s.idle("ml-train", 4)
+        leaked += 4
+    until(out, 13)
+    blocked = [s.send("web", "UPDATE jobs SET status = 'done' WHERE id = 1") for _ in range(2)]
+    wait_for_lock_waits(pg, blocked)
+    until(out, 24)
+    pg.sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE application_name = 'ml-train' AND state = 'idle'"
+    )
+    until(out, 28)
+    worker.execute("COMMIT")
+    until(out, 36)
+    for t in threads:
+        t.join()
+    for c in api:
+        c.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=ROOT / "fixtures" / "recording-incident.jsonl")
@@ -67,45 +106,12 @@ def main() -> None:
             s.send("web", "SELECT pg_sleep(600)")
             s.idle("ml-train", 2)
             recorder = subprocess.Popen(
-                [sys.executable, "-m", "pgdoctor", "record", "-d", pg.dsn(), "-o", str(out), "--every", args.every,
-                 "--pgbouncer-dsn", bouncer.dsn(dbname="pgbouncer"), *THRESHOLDS],
+                [sys.executable, "-m", "pgdoctor", "record", "-d", pg.dsn(), "-o", str(out),
+                 "--every", args.every, "--pgbouncer-dsn", bouncer.dsn(dbname="pgbouncer"), *THRESHOLDS],
                 cwd=ROOT,
             )  # fmt: skip
             try:
-                leaked = 2
-                for tick in range(4, 13):
-                    until(out, tick)
-                    if leaked < 38:
-                        s.idle("ml-train", 4)
-                        leaked += 4
-                    if tick == 8:
-                        s.idle_in_transaction("worker", "UPDATE jobs SET status = 'running' WHERE id = 1")
-                        worker = s.conns[-1]
-                    if tick == 11:
-                        api = [bouncer.connect(application_name="api") for _ in range(5)]
-                        threads = [
-                            threading.Thread(target=c.execute, args=("SELECT pg_sleep(4)",)) for c in api
-                        ]
-                        for t in threads:
-                            t.start()
-                while leaked < 38:
-                    s.idle("ml-train", 4)
-                    leaked += 4
-                until(out, 13)
-                blocked = [s.send("web", "UPDATE jobs SET status = 'done' WHERE id = 1") for _ in range(2)]
-                wait_for_lock_waits(pg, blocked)
-                until(out, 24)
-                pg.sql(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE application_name = 'ml-train' AND state = 'idle'"
-                )
-                until(out, 28)
-                worker.execute("COMMIT")
-                until(out, 36)
-                for t in threads:
-                    t.join()
-                for c in api:
-                    c.close()
+                incident(out, pg, bouncer, s)
             finally:
                 recorder.send_signal(signal.SIGINT)
                 recorder.wait(timeout=30)

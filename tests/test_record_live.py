@@ -55,7 +55,9 @@ def wait_ticks(path: Path, n: int, proc: subprocess.Popen[str] | None = None) ->
 
     def enough() -> bool:
         if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"recorder exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+            raise AssertionError(
+                f"recorder exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}"
+            )
         return len(ticks(path)) >= n
 
     wait_until(enough, timeout=90, what=f"{n} ticks in {path}")
@@ -64,7 +66,8 @@ def wait_ticks(path: Path, n: int, proc: subprocess.Popen[str] | None = None) ->
 
 def pgdoctor_sessions(pg: Cluster) -> int:
     rows = pg.sql(
-        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%/* pgdoctor */%' AND pid <> pg_backend_pid()"
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE query LIKE '%/* pgdoctor */%' AND pid <> pg_backend_pid()"
     )
     return int(rows[0][0])
 
@@ -162,10 +165,17 @@ def test_an_incident_recorded_killed_and_told(pg: Cluster, sessions: Sessions, t
     # a line cut short by hand, as a kill mid-write leaves it
     with out.open("ab") as f:
         f.write(b'{"kind":"tick","t":17')
-    told = run_cli("timeline", str(out), "-f", "json")
-    assert told.returncode == 0, told.stderr
-    doc = json.loads(told.stdout)
-    assert doc["ticks"] == len(recorded)
+    told(out, a, first_leak, first_xact)
+    appended(pg, out, len(recorded))
+
+
+def told(out: Path, a: list[int], first_leak: int, first_xact: int) -> None:
+    """`timeline` of the killed recording: the cut line noted, app_a's growth and each finding's first
+    tick, in the JSON and in the table."""
+    result = run_cli("timeline", str(out), "-f", "json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["ticks"] == len(a)
     assert len(doc["notes"]) == 1 and "the last, is incomplete" in doc["notes"][0]
     episodes = {(e["code"], e["subject"]): e for e in doc["episodes"]}
     assert episodes[("idle_connections", "app_a")]["first_seen"] == doc["points"][first_leak]["time"]
@@ -177,20 +187,23 @@ def test_an_incident_recorded_killed_and_told(pg: Cluster, sessions: Sessions, t
     assert table.returncode == 0, table.stderr
     body = table.stdout.split("Slots in use over time", 1)[1].split("Findings over time")[0]
     head, _, *rows = [line for line in body.splitlines() if line.strip() and "ticks:" not in line]
-    assert len(rows) == len(recorded)
+    assert len(rows) == len(a)
     column = head.split().index("app_a")
     assert [int(r.split()[column]) for r in rows] == a  # app_a's growth, tick by tick
     assert "+warning idle_connections [app_a]" in rows[first_leak]
     assert "idle_connections [app_a]" not in "".join(rows[:first_leak])
     assert "note: line" in table.stdout
 
-    # appending continues the recording: the cut line is then in the middle, skipped the same way
+
+def appended(pg: Cluster, out: Path, n: int) -> None:
+    """Appending continues the recording (of n ticks), after a `resume` line."""
+    # the cut line is then in the middle, skipped the same way
     more = run_cli("record", "-d", pg.dsn(), "-o", str(out), "--every", "0.5s", "--for", "1s")
     assert more.returncode == 0, more.stderr
     resumed = json.loads(run_cli("timeline", str(out), "-f", "json").stdout)
-    assert resumed["ticks"] == len(recorded) + 2 and len(resumed["resumed"]) == 1
+    assert resumed["ticks"] == n + 2 and len(resumed["resumed"]) == 1
     assert "not a complete record" in resumed["notes"][0]
-    assert "(recording resumed)" in resumed["points"][len(recorded)]["events"]
+    assert "(recording resumed)" in resumed["points"][n]["events"]
 
 
 def test_a_recording_of_another_server_is_not_appended_to(pg: Cluster, tmp_path: Path) -> None:
@@ -217,7 +230,9 @@ def test_max_size_stops_the_recording(pg: Cluster, sessions: Sessions, tmp_path:
     sessions.idle("app_b", 3)
     out = tmp_path / "r.jsonl"
     start = time.monotonic()
-    result = run_cli("record", "-d", pg.dsn(), "-o", str(out), "--every", "0.1s", "--max-size", "5k", timeout=120)
+    result = run_cli(
+        "record", "-d", pg.dsn(), "-o", str(out), "--every", "0.1s", "--max-size", "5k", timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert "reached --max-size" in result.stderr
     assert 4096 < out.stat().st_size <= 5 * 1024

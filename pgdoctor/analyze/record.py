@@ -102,7 +102,9 @@ def tick_of(
     apps: dict[str, dict[str, int]] = {}
     for g in sorted(report.groups, key=lambda g: g.key):
         apps[g.key] = {cls: n for cls, n in g.counts.items() if n}
-    idle_xact = [s.state_age_s for s in report.sessions if s.cls in IDLE_IN_XACT and s.state_age_s is not None]
+    idle_xact = [
+        s.state_age_s for s in report.sessions if s.cls in IDLE_IN_XACT and s.state_age_s is not None
+    ]
     xacts = [s.xact_age_s for s in report.sessions if s.xact_age_s is not None]
     blockers = {pid for s in report.sessions for pid in s.blocked_by}
     seen = previous or {}

@@ -114,12 +114,11 @@ def _episodes(ticks: list[Tick], events: list[list[str]]) -> list[Episode]:
             continue
         now = {finding_key(code, subject): (sev, code, subject) for sev, code, subject in tick.findings}
         for key in [k for k in open_ if k not in now]:
-            e = open_.pop(key)
-            events[i].append(f"-{e.code} [{e.subject}]")
-            done.append(e.closed(tick.t))
+            gone = open_.pop(key)
+            events[i].append(f"-{gone.code} [{gone.subject}]")
+            done.append(gone.closed(tick.t))
         for key, (sev, code, subject) in now.items():
-            e = open_.get(key)
-            if e is None:
+            if (e := open_.get(key)) is None:
                 open_[key] = _Open(code, subject, sev, tick.t, tick.messages.get(key, ""))
                 events[i].append(f"+{sev} {code} [{subject}]")
                 continue
@@ -165,7 +164,9 @@ def _shown(points: list[Point], rows: int, peak: int | None) -> list[int]:
     return sorted(keep)
 
 
-def analyze_timeline(recording: Recording, *, rows: int = DEFAULT_ROWS, top: int = TOP_APPS) -> TimelineReport:
+def analyze_timeline(
+    recording: Recording, *, rows: int = DEFAULT_ROWS, top: int = TOP_APPS
+) -> TimelineReport:
     ticks = sorted(recording.ticks, key=lambda t: t.t)
     events: list[list[str]] = [[] for _ in ticks]
     for later in recording.resumed:
@@ -174,10 +175,9 @@ def analyze_timeline(recording: Recording, *, rows: int = DEFAULT_ROWS, top: int
             events[i].append("(recording resumed)")
     episodes = _episodes(ticks, events)
     points = []
-    for tick, ev in zip(ticks, events, strict=True):
+    for tick, happened in zip(ticks, events, strict=True):
         waiting, maxwait = _pool_wait(tick)
-        if tick.error:
-            ev = [*ev, f"read failed: {tick.error}"]
+        ev = [*happened, f"read failed: {tick.error}"] if tick.error else happened
         points.append(
             Point(
                 t=tick.t,

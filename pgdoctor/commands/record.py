@@ -77,14 +77,14 @@ def record(
     duration: Annotated[
         str | None,
         typer.Option(
-            "--for", metavar="DURATION", help="Stop after DURATION (30m, 2h). Default: until Ctrl-C or SIGTERM."
+            "--for",
+            metavar="DURATION",
+            help="Stop after DURATION (30m, 2h). Default: until Ctrl-C or SIGTERM.",
         ),
     ] = None,
     max_size: Annotated[
         str,
-        typer.Option(
-            "--max-size", metavar="SIZE", help="Stop before the file grows past SIZE (100MB, 1GB)."
-        ),
+        typer.Option("--max-size", metavar="SIZE", help="Stop before the file grows past SIZE (100MB, 1GB)."),
     ] = DEFAULT_MAX_SIZE,
     pgbouncer_dsn: PgBouncerDsnOpt = None,
     timeout: TimeoutOpt = 5.0,
@@ -151,7 +151,12 @@ def record(
 
 
 def _open(
-    db: Database, console: Console | None, output: Path, every_s: float, thresholds: dict[str, Any], limit: int
+    db: Database,
+    console: Console | None,
+    output: Path,
+    every_s: float,
+    thresholds: dict[str, Any],
+    limit: int,
 ) -> Writer:
     from pgdoctor import __version__
     from pgdoctor.analyze.record import Header, ServerId

@@ -40,7 +40,9 @@ def timeline(
             "plus every tick where a finding appeared or cleared); 0: every tick.",
         ),
     ] = ROWS_DEFAULT,
-    utc: Annotated[bool, typer.Option("--utc", help="Times in UTC (default: this machine's local time).")] = False,
+    utc: Annotated[
+        bool, typer.Option("--utc", help="Times in UTC (default: this machine's local time).")
+    ] = False,
     chart: Annotated[
         bool, typer.Option("--chart/--no-chart", help="Draw the chart in the terminal (table and plain).")
     ] = True,

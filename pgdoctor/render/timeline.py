@@ -72,8 +72,13 @@ def summary(report: TimelineReport, clock: Clock) -> list[str]:
         )
     if report.peak is not None:
         p = report.points[report.peak]
-        holders = ", ".join(f"{app} {n}" for app, n in sorted(p.apps.items(), key=lambda a: (-a[1], a[0]))[:5])
-        lines.append(f"peak: {p.used}/{p.usable} slots ({p.usage_pct:g}%) at {clock(p.t)}" + (f": {holders}" if holders else ""))
+        holders = ", ".join(
+            f"{app} {n}" for app, n in sorted(p.apps.items(), key=lambda a: (-a[1], a[0]))[:5]
+        )
+        lines.append(
+            f"peak: {p.used}/{p.usable} slots ({p.usage_pct:g}%) at {clock(p.t)}"
+            + (f": {holders}" if holders else "")
+        )
     lines += [f"note: {n}" for n in report.notes]
     return lines
 
@@ -93,7 +98,12 @@ def slots_table(report: TimelineReport, clock: Clock) -> Table:
         if p.error:
             rows.append([clock(p.t), "", "", *[""] * (len(columns) - 4), "; ".join(p.events)])
             continue
-        row: list[Any] = [clock(p.t), f"{p.used}/{p.usable}", f"{p.usage_pct:g}", *apps_of(p, report.top_apps)]
+        row: list[Any] = [
+            clock(p.t),
+            f"{p.used}/{p.usable}",
+            f"{p.usage_pct:g}",
+            *apps_of(p, report.top_apps),
+        ]
         row += [sum(p.classes.get(c, 0) for c in classes) for _, classes in CLASS_COLUMNS]
         row += [p.blockers, duration(p.oldest_idle_in_transaction_s)]
         if pools:
@@ -171,15 +181,28 @@ def to_json(report: TimelineReport) -> dict[str, Any]:
         "peak": None if report.peak is None else _point(report.points[report.peak]),
         "points": [_point(p) for p in report.points],
         "applications": [
-            {"application": a.application, "class": a.cls, "first": a.first, "peak": a.peak,
-             "peak_at": iso(a.peak_t), "last": a.last}
+            {
+                "application": a.application,
+                "class": a.cls,
+                "first": a.first,
+                "peak": a.peak,
+                "peak_at": iso(a.peak_t),
+                "last": a.last,
+            }
             for a in report.app_classes
-        ],  # fmt: skip
+        ],
         "episodes": [
-            {"code": e.code, "subject": e.subject, "severity": e.severity, "first_seen": iso(e.first_t),
-             "cleared": iso(e.cleared_t), "ticks": e.ticks, "message": e.message}
+            {
+                "code": e.code,
+                "subject": e.subject,
+                "severity": e.severity,
+                "first_seen": iso(e.first_t),
+                "cleared": iso(e.cleared_t),
+                "ticks": e.ticks,
+                "message": e.message,
+            }
             for e in report.episodes
-        ],  # fmt: skip
+        ],
         "findings": [f.to_json() for f in report.findings],
     }
 

@@ -76,8 +76,9 @@ def figure(report: TimelineReport, clock: Clock) -> dict[str, Any]:
          "line": {"width": 0.5, "color": COLORS[i % len(COLORS)]}, "legendgroup": "slots"}
         for i, (name, ys) in enumerate(zip(names, series, strict=True))
     ]  # fmt: skip
+    usable = {"color": "#d62728", "dash": "dash", "width": 2}
     data.append({"type": "scatter", "mode": "lines", "x": x, "y": [p.usable for p in good],
-                 "name": "usable slots", "line": {"color": "#d62728", "dash": "dash", "width": 2}})  # fmt: skip
+                 "name": "usable slots", "line": usable})  # fmt: skip
     lower = [
         ("blocked on a lock", [p.blocked for p in good], "#d62728"),
         ("blocking others", [p.blockers for p in good], "#ff7f0e"),
@@ -98,8 +99,9 @@ def figure(report: TimelineReport, clock: Clock) -> dict[str, Any]:
         color = {"critical": "#d62728", "warning": "#ff7f0e"}.get(e.severity, "#1f77b4")
         shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": at, "x1": at, "y0": 0, "y1": 1,
                        "line": {"color": color, "dash": "dot", "width": 1}})  # fmt: skip
-        notes.append({"x": at, "xref": "x", "yref": "paper", "y": 1.0 + 0.035 * (k % 3), "yanchor": "bottom",
-                      "text": html.escape(f"{e.code} [{e.subject}]"[:40]), "showarrow": False, "xanchor": "left",
+        notes.append({"x": at, "xref": "x", "yref": "paper", "y": 1.0 + 0.035 * (k % 3),
+                      "yanchor": "bottom", "xanchor": "left", "showarrow": False,
+                      "text": html.escape(f"{e.code} [{e.subject}]"[:40]),
                       "font": {"size": 10, "color": color}})  # fmt: skip
     zone = "UTC" if clock.utc else "local time"
     layout = {
@@ -129,12 +131,12 @@ td.r, th.r { text-align: right; } p.s { margin: 0.2em 0; }
 
 def _table(table: Table) -> str:
     head = "".join(
-        f"<th class=\"{'r' if c.align == 'right' else ''}\">{html.escape(c.header)}</th>" for c in table.columns
+        f'<th class="{"r" if c.align == "right" else ""}">{html.escape(c.header)}</th>' for c in table.columns
     )
     body = "".join(
         "<tr>"
         + "".join(
-            f"<td class=\"{'r' if col.align == 'right' else ''}\">{html.escape(text_of(cell))}</td>"
+            f'<td class="{"r" if col.align == "right" else ""}">{html.escape(text_of(cell))}</td>'
             for col, cell in zip(table.columns, row, strict=True)
         )
         + "</tr>"
@@ -160,7 +162,8 @@ def html_page(report: TimelineReport, *, utc: bool) -> str:
     )
     lines = "".join(f'<p class="s">{html.escape(line)}</p>' for line in summary(report, clock))
     tables = "".join(
-        _table(t) for t in (findings_table(report, clock), slots_table(report, clock), apps_table(report, clock))
+        _table(t)
+        for t in (findings_table(report, clock), slots_table(report, clock), apps_table(report, clock))
     )
     title = f"pgdoctor timeline: {report.recording.header.server.address}"
     return (

@@ -37,7 +37,7 @@ _encoder = msgspec.json.Encoder()
 def _compact(doc: dict[str, Any]) -> dict[str, Any]:
     """A tick without its empty fields (they read back as their defaults); `pools` stays, even empty:
     it tells a recording with PgBouncer (None: without)."""
-    return {k: v for k, v in doc.items() if v is not None and (k == "pools" or (v != {} and v != []))}
+    return {k: v for k, v in doc.items() if v is not None and (k == "pools" or v not in ({}, []))}
 
 
 def header_line(header: Header, kind: str = "header") -> bytes:
@@ -124,7 +124,9 @@ def read_recording(path: Path) -> Recording:
             # another kind: from a later format version this reader does not know: ignored
         except (msgspec.DecodeError, msgspec.ValidationError):
             if number == last and not complete_end:
-                notes.append(f"line {number}, the last, is incomplete (the recorder was stopped mid-write): skipped")
+                notes.append(
+                    f"line {number}, the last, is incomplete (the recorder was stopped mid-write): skipped"
+                )
             else:
                 notes.append(f"line {number} is not a complete record (cut by a stop mid-write): skipped")
     return Recording(header=header, resumed=resumed, ticks=ticks, notes=notes)
