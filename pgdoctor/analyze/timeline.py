@@ -133,15 +133,24 @@ def _episodes(ticks: list[Tick], events: list[list[str]]) -> list[Episode]:
 
 
 def _app_classes(ticks: list[Tick]) -> list[AppClass]:
-    seen: dict[tuple[str, str], list[float]] = {}  # (app, cls) -> [first, peak, peak_t, last]
+    """Each application and class seen: at the first tick, its peak (the earliest, if reached again), at
+    the last tick. One pass over the ticks."""
     good = [t for t in ticks if t.error is None]
-    pairs = sorted({(app, cls) for t in good for app, counts in t.apps.items() for cls in counts})
-    for app, cls in pairs:
-        values = [(t.apps.get(app, {}).get(cls, 0), t.t) for t in good]
-        peak, peak_t = max(values, key=lambda v: (v[0], -v[1]))
-        seen[(app, cls)] = [values[0][0], peak, peak_t, values[-1][0]]
+    if not good:
+        return []
+    peaks: dict[tuple[str, str], tuple[int, float]] = {}
+    for t in good:
+        for app, counts in t.apps.items():
+            for cls, n in counts.items():
+                seen = peaks.get((app, cls))
+                if seen is None or n > seen[0]:
+                    peaks[(app, cls)] = (n, t.t)
+    first, last = good[0].apps, good[-1].apps
     return sorted(
-        (AppClass(app, cls, int(v[0]), int(v[1]), v[2], int(v[3])) for (app, cls), v in seen.items()),
+        (
+            AppClass(app, cls, first.get(app, {}).get(cls, 0), peak, at, last.get(app, {}).get(cls, 0))
+            for (app, cls), (peak, at) in peaks.items()
+        ),
         key=lambda a: (-a.peak, a.application, a.cls),
     )
 

@@ -43,15 +43,17 @@ def terminal_chart(report: TimelineReport, *, width: int, height: int, color: bo
     if len(good) < 2:
         return ""
     clock = Clock(report, utc)
-    xs = [p.t - good[0].t for p in good]
+    names, series = _series(report)
+    series += [[p.used for p in good], [p.usable for p in good]]
+    names += ["all clients", "usable slots"]
+    # a braille cell is 2 dots wide: more points than that only cost time (each bucket keeps its peak)
+    keep = _buckets(len(good), 2 * width)
+    xs = [good[i[0]].t - good[0].t for i in keep]
     plt.clear_figure()
     plt.plotsize(width, height)
     plt.title("slots in use per application")
-    names, series = _series(report)
     for name, ys in zip(names, series, strict=True):
-        plt.plot(xs, ys, label=name[:30], marker="braille")
-    plt.plot(xs, [p.used for p in good], label="all clients", marker="braille")
-    plt.plot(xs, [p.usable for p in good], label="usable slots", marker="braille")
+        plt.plot(xs, [max(ys[j] for j in i) for i in keep], label=name[:30], marker="braille")
     ticks = 5 if width >= 80 else 3
     at = [xs[round(k * (len(xs) - 1) / (ticks - 1))] for k in range(ticks)]
     plt.xticks(at, [clock(good[0].t + x) for x in at])
@@ -59,6 +61,12 @@ def terminal_chart(report: TimelineReport, *, width: int, height: int, color: bo
         plt.theme("clear")
     drawn = str(plt.build())
     return drawn if color else _ANSI.sub("", drawn)
+
+
+def _buckets(n: int, most: int) -> list[range]:
+    """Indices 0..n-1 in at most `most` consecutive runs."""
+    step = max(1, -(-n // most))
+    return [range(i, min(i + step, n)) for i in range(0, n, step)]
 
 
 def _x(report: TimelineReport, clock: Clock) -> list[str]:
