@@ -81,8 +81,8 @@ def long_recording(path: Path, ticks: int, apps: int) -> None:
     from pgdoctor.snapshot.recording import VERSION, header_line, tick_line
 
     start = 1_765_000_000.0
-    header = Header(VERSION, "0.1.0", start, 1.0,
-                    ServerId("18.1", 180001, "7400000000000000001", "db1:5432", "app", "monitor"))  # fmt: skip
+    server = ServerId("18.1", 180001, "7400000000000000001", "db1:5432", "app", "monitor")
+    header = Header(VERSION, "0.1.0", start, 1.0, server)
     with path.open("wb") as f:
         f.write(header_line(header))
         for k in range(ticks):

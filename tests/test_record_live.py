@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ import pytest
 
 from tests.conftest import NO_CONFIG, ROOT, run_cli
 from tests.incidents import Sessions, wait_until
+from tests.pgbouncer import available as pgbouncer_available
+from tests.pgbouncer import running_pgbouncer
 from tests.pgcluster import Cluster
 
 pytestmark = pytest.mark.server
@@ -238,3 +241,55 @@ def test_max_size_stops_the_recording(pg: Cluster, sessions: Sessions, tmp_path:
     assert 4096 < out.stat().st_size <= 5 * 1024
     assert out.read_bytes().endswith(b"\n")
     assert len(ticks(out)) >= 10 and time.monotonic() - start < 120
+
+
+def test_idle_session_timeout_does_not_end_the_recording(pg: Cluster, tmp_path: Path) -> None:
+    """A role whose idle_session_timeout (1 s) is shorter than --every: pgdoctor's sleep between ticks
+    reads in time, so the server never ends its session and every tick is recorded."""
+    pg.sql(
+        "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rec_idle') THEN "
+        "CREATE ROLE rec_idle LOGIN IN ROLE pg_monitor; END IF; END$$"
+    )
+    pg.sql("ALTER ROLE rec_idle SET idle_session_timeout = '1s'")
+    out = tmp_path / "r.jsonl"
+    result = run_cli(
+        "record", "-d", pg.dsn(user="rec_idle"), "-o", str(out), "--every", "2.5s", "--for", "5s"
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(ticks(out)) == 2 and lines(out)[0]["server"]["current_user"] == "rec_idle"
+
+
+@pytest.mark.skipif(
+    not pgbouncer_available(), reason="PgBouncer is not installed (apt-get install pgbouncer)"
+)
+def test_pgbouncer_pools_are_recorded(pg: Cluster, tmp_path: Path) -> None:
+    """With --pgbouncer-dsn, each tick has PgBouncer's pools: 3 clients of a pool of 1 server connection,
+    each running a 3 s query: 2 wait in PgBouncer's queue."""
+    out = tmp_path / "r.jsonl"
+    with running_pgbouncer(pg, pool_mode="transaction", pool_size=1) as bouncer:
+        clients = [bouncer.connect(application_name="queued") for _ in range(3)]
+        workers = [threading.Thread(target=c.execute, args=("SELECT pg_sleep(3)",)) for c in clients]
+        try:
+            for w in workers:
+                w.start()
+            wait_until(
+                lambda: sum(int(p["cl_waiting"]) for p in bouncer.admin("SHOW POOLS")) == 2, 20, "2 waiting"
+            )
+            result = run_cli(
+                "record", "-d", pg.dsn(), "-o", str(out), "--every", "0.5s", "--for", "1s",
+                "--pgbouncer-dsn", bouncer.dsn(dbname="pgbouncer"),
+            )  # fmt: skip
+        finally:
+            for w in workers:
+                w.join()
+            for c in clients:
+                c.close()
+    assert result.returncode == 0, result.stderr
+    header, *recorded = lines(out)
+    assert header["pgbouncer"].startswith("PgBouncer")
+    assert len(recorded) == 2
+    pool = recorded[0]["pools"][0]
+    assert pool["database"] == "postgres" and pool["cl_waiting"] == 2 and pool["cl_active"] == 1
+    assert pool["maxwait_s"] >= 0
+    assert all(p["database"] != "pgbouncer" for t in recorded for p in t["pools"])
+    assert recorded[0]["apps"]["queued"] == {"active": 1}  # its one server connection
