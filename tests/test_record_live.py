@@ -95,15 +95,17 @@ def test_for_gives_its_ticks_and_a_header(pg: Cluster, sessions: Sessions, tmp_p
     assert pgdoctor_sessions(pg) == 0
 
 
-def test_sigterm_stops_with_exit_0_and_the_connection_closed(
-    pg: Cluster, sessions: Sessions, tmp_path: Path
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_with_exit_0_and_the_connection_closed(
+    pg: Cluster, sessions: Sessions, tmp_path: Path, stop: signal.Signals
 ) -> None:
+    """SIGTERM (a service manager, `timeout`) and Ctrl-C: exit 0, whole lines, the session gone."""
     out = tmp_path / "r.jsonl"
     proc = start_record("-d", pg.dsn(), "-o", str(out), "--every", "0.5s")
     try:
         wait_ticks(out, 2, proc)
         assert pgdoctor_sessions(pg) == 1  # the recorder's one connection
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(stop)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:

@@ -192,3 +192,26 @@ def test_html_page_opens_without_network_and_draws_the_chart(tmp_path: Path) -> 
     # the stacked area of ml-train (plotly's first colour, #1f77b4, drawn half-transparent)
     blueish = sum(1 for r, g, b in pixels if b > 150 and r < 170 and b - r > 40)
     assert blueish > 0.03 * len(pixels), blueish
+
+
+def test_hostile_application_names(tmp_path: Path) -> None:
+    """Application names are written by other roles: shown escaped in text, never run in the HTML page."""
+    header, *rest = RECORDING.read_text().splitlines()
+    evil = "</script><script>alert(1)</script>\x1b]0;owned\x07"
+    lines = [json.loads(line) for line in rest]
+    for t in lines:
+        t["apps"] = {evil if app == "ml-train" else app: c for app, c in t.get("apps", {}).items()}
+        t["findings"] = [
+            [s, c, evil if subject == "ml-train" else subject] for s, c, subject in t.get("findings", [])
+        ]
+    hostile = tmp_path / "hostile.jsonl"
+    hostile.write_text("\n".join([header, *map(json.dumps, lines)]) + "\n")
+    page = tmp_path / "hostile.html"
+    result = invoke("timeline", str(hostile), "-f", "plain", "--html", str(page))
+    assert result.exit_code == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\\x1b]0;owned\\x07" in result.stdout
+    text = page.read_text()
+    assert "<script>alert(1)" not in text and "</script><script>alert" not in text
+    assert (
+        json.loads(invoke("timeline", str(hostile), "-f", "json").stdout)["peak"]["applications"][evil] == 38
+    )
