@@ -215,3 +215,23 @@ def test_hostile_application_names(tmp_path: Path) -> None:
     assert (
         json.loads(invoke("timeline", str(hostile), "-f", "json").stdout)["peak"]["applications"][evil] == 38
     )
+
+
+def test_record_usage_errors_before_connecting(tmp_path: Path) -> None:
+    """Bad durations, sizes and outputs: one line, exit 2, no server needed (the DSN points nowhere)."""
+    nowhere = f"host={tmp_path} port=1"
+    for args, words in [
+        (["--every", "0"], "--every '0': must be between 0.1s and 3600s"),
+        (["--every", "soon"], "give a duration"),
+        (["--for", "40d"], "--for '40d'"),
+        (["--max-size", "1k"], "at least 4096 bytes"),
+        (["--max-size", "big"], "give a size"),
+    ]:
+        result = invoke("record", "-d", nowhere, "-o", str(tmp_path / "r.jsonl"), *args)
+        assert result.exit_code == 2, (args, result.stderr)
+        assert (
+            result.stderr.startswith("error: ") and words in result.stderr and result.stderr.count("\n") == 1
+        )
+    assert invoke("record", "-d", nowhere, "-o", "-").exit_code == 2
+    assert invoke("record", "-d", nowhere, "-o", str(tmp_path)).exit_code == 2
+    assert not (tmp_path / "r.jsonl").exists()

@@ -134,6 +134,8 @@ def record(
         "blocked_crit_s": blocked_crit,
         "xmin_warn_s": xmin_warn,
     }
+    if str(output) == "-":
+        raise PgDoctorError("-o -: a recording is a file (it is appended to), not stdout", ExitCode.USAGE)
     if output.exists() and output.is_dir():
         raise PgDoctorError(f"-o {output} is a directory: give a file", ExitCode.USAGE)
     from pgdoctor.collect import record as collect
