@@ -24,6 +24,8 @@ COMMANDS = {
     "recommend": ("pgdoctor.commands.recommend", "recommend"),
     "pgbouncer": ("pgdoctor.commands.pgbouncer", "pgbouncer"),
     "snapshot": ("pgdoctor.commands.snapshot", "snapshot"),
+    "record": ("pgdoctor.commands.record", "record"),
+    "timeline": ("pgdoctor.commands.timeline", "timeline"),
 }
 
 # The command to run first, mid-incident: what `pgdoctor` alone names.
@@ -60,6 +62,15 @@ EXAMPLES: dict[str, list[str]] = {
     "snapshot": [
         "pgdoctor snapshot -d service=prod -o incident.json",
         "pgdoctor snapshot --target prod --pgbouncer-dsn postgresql://stats@pgb1:6432/pgbouncer -o -",
+    ],
+    "record": [
+        "pgdoctor record -d service=prod -o incident.jsonl --every 5s --for 30m",
+        "pgdoctor record --target prod --pgbouncer-dsn postgresql://stats@pgb1:6432/pgbouncer -o pgb.jsonl",
+    ],
+    "timeline": [
+        "pgdoctor timeline incident.jsonl",
+        "pgdoctor timeline incident.jsonl --html incident.html --utc",
+        "pgdoctor timeline incident.jsonl -f csv --rows 0",
     ],
 }
 

@@ -138,7 +138,8 @@ def test_every_environment_variable_sets_its_option(
 ) -> None:
     text, expected = sample(param)
     monkeypatch.setenv(param.envvar, text)
-    required = ["-o", "-"] if command == "snapshot" and param.name != "output" else []
+    required = ["-o", "-"] if command in ("snapshot", "record") and param.name != "output" else []
+    required += ["recording.jsonl"] if command == "timeline" else []
     ctx = parsed(command, *required)
     value = ctx.params[param.name]
     value = str(value) if isinstance(value, Path) else getattr(value, "value", value)
