@@ -44,7 +44,7 @@ def parse(text: str) -> Series:
     from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
     out: Series = {}
-    for fam in text_string_to_metric_families(text):
+    for fam in text_string_to_metric_families(text):  # type: ignore[no-untyped-call]
         for s in fam.samples:
             key = (s.name, frozenset(s.labels.items()))
             assert key not in out, f"repeated series {key}"
