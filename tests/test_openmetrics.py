@@ -229,3 +229,33 @@ def test_rules_unit_tests_catch_a_wrong_rule(tmp_path: Path) -> None:
         )
         result = promtool("test", "rules", "t.yml", cwd=tmp_path)
         assert result.returncode != 0, wrong
+
+
+PROBE = """
+import sys
+from pgdoctor.cli import main
+sys.argv = ["pgdoctor", "connections", "--snapshot", SNAPSHOT, "-f", FMT]
+try:
+    main()
+except SystemExit:
+    pass
+print("PROMETHEUS=" + str("prometheus_client" in sys.modules), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(("fmt", "imported"), [("json", False), ("plain", False), ("openmetrics", True)])
+def test_prometheus_client_is_imported_for_openmetrics_only(fmt: str, imported: bool) -> None:
+    import subprocess
+    import sys
+
+    code = PROBE.replace("SNAPSHOT", repr(str(FIXTURES / "incident-pg18.json"))).replace("FMT", repr(fmt))
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "NO_COLOR": "1"},
+        check=False,
+        timeout=120,
+    )
+    assert f"PROMETHEUS={imported}" in result.stderr, result.stderr
