@@ -67,7 +67,8 @@ def check_figures(command: str, series: Any, report: dict[str, Any]) -> None:
         assert one(series, "pgdoctor_usable_connections") == cap["usable"]
         assert one(series, "pgdoctor_max_connections") == cap["max_connections"]
         assert one(series, "pgdoctor_client_connections") == cap["clients"]
-        assert one(series, "pgdoctor_connections_usage_ratio") == pytest.approx(cap["usage_pct"] / 100)
+        ratio = one(series, "pgdoctor_connections_usage_ratio")
+        assert ratio == cap["clients"] / cap["usable"] == pytest.approx(cap["usage_pct"] / 100, abs=0.0005)
         for g in report["groups"]:  # grouped by application: the sessions summed over roles and databases
             for cls in ("active", "idle", "idle_in_transaction", "blocked"):
                 got = sum(

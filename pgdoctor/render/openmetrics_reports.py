@@ -40,7 +40,8 @@ def connections_metrics(report: ConnectionsReport) -> list[Family]:
             family("pgdoctor_reserved_connections", cap.reserved_connections),
             family("pgdoctor_usable_connections", cap.usable),
             family("pgdoctor_free_connections", cap.slots_left),
-            family("pgdoctor_connections_usage_ratio", cap.usage_pct / 100),
+            # unrounded (usage_pct is rounded to 0.1 %): an alert at 0.8 tells 80.04 % from 80 %
+            family("pgdoctor_connections_usage_ratio", cap.clients / cap.usable if cap.usable else 1.0),
         ]
     out.append(family("pgdoctor_client_connections", cap.clients))
     counts: dict[tuple[str, str, str, str], int] = defaultdict(int)
@@ -132,7 +133,13 @@ def locks_metrics(report: LocksReport) -> list[Family]:
         family("pgdoctor_deadlock_groups", len(report.deadlocks)),
     ]
     if report.lock_table is not None:
-        out.append(family("pgdoctor_lock_table_usage_ratio", report.lock_table.usage_pct / 100))
+        table = report.lock_table
+        out.append(
+            family(
+                "pgdoctor_lock_table_usage_ratio",
+                table.shared_entries / table.capacity if table.capacity else 0,
+            )
+        )
     return out
 
 
