@@ -15,7 +15,7 @@ import pytest
 
 from pgdoctor.render.openmetrics import EVERY, METRICS, Family, down, exposition, family, union
 from tests.conftest import FIXTURES, ROOT, invoke
-from tests.promtool import RULES, check_metrics, needs_promtool, one, parse, promtool, values
+from tests.promtool import RULES, check_metrics, needs_promtool, one, parse, promtool, run_rule_tests, values
 
 pytestmark = needs_promtool
 
@@ -134,6 +134,10 @@ def test_a_failed_run_says_pgdoctor_up_0() -> None:
     check_metrics(result.stdout)
     assert one(parse(result.stdout), "pgdoctor_up", command="locks") == 0
     assert down("locks") == result.stdout
+    # the shipped rules fed this output: pgdoctor's own alert fires, and nothing else
+    run_rule_tests(
+        {"db": result.stdout}, [{"alertname": "PgDoctorFailing", "instance": "db", "command": "locks"}]
+    )
 
 
 def test_usage_errors_write_no_metrics() -> None:
@@ -203,7 +207,7 @@ def test_readme_documents_every_metric_with_its_labels_and_commands() -> None:
 def test_rules_file_is_valid_and_its_unit_tests_pass() -> None:
     check = promtool("check", "rules", str(RULES))
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 4 rules found" in check.stdout
+    assert "SUCCESS: 5 rules found" in check.stdout
     tests = ROOT / "tests" / "promtool"
     result = promtool("test", "rules", *sorted(p.name for p in tests.glob("*.yml")), cwd=tests)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -222,6 +226,7 @@ def test_rules_unit_tests_catch_a_wrong_rule(tmp_path: Path) -> None:
         rules.replace("> 0.6 *", "> 0.5 *"),
         rules.replace("and\n", "or\n"),
         rules.replace('{state="waiting"}', ""),
+        rules.replace("pgdoctor_up == 0", "pgdoctor_up < 1 or pgdoctor_up == 1"),
     ):
         assert wrong != rules
         (tmp_path / "rules.yml").write_text(wrong)
