@@ -335,3 +335,10 @@ def test_openmetrics_of_the_queue(incident: Incident) -> None:
     }
     firing = {"alertname": "PgBouncerClientsWaiting", "instance": "bouncer", **pool}
     run_rule_tests({"bouncer": result.stdout}, [firing])
+    # connections --pgbouncer-dsn: the backends as PostgreSQL counts them, PgBouncer's server connections
+    three = run_cli(
+        "connections", "-d", incident.postgres_dsn, "--pgbouncer-dsn", incident.admin_dsn, "-f", "openmetrics"
+    )
+    assert three.returncode == 0, three.stderr
+    check_metrics(three.stdout)
+    assert one(parse(three.stdout), "pgdoctor_client_connections") >= POOL + 1  # the holders' and healthy's
