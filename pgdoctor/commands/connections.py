@@ -91,6 +91,7 @@ def connections(
 
     With --ps, from the process list instead of SQL, when no SQL client can get in."""
     from pgdoctor.render import connections as render
+    from pgdoctor.render.openmetrics_reports import metrics_of
 
     if sample is not None and (ps or pgbouncer_dsn):
         raise PgDoctorError(
@@ -126,6 +127,7 @@ def connections(
             fmt,
             lambda: render.to_json(ps_report),
             lambda: render.document(ps_report, show_sessions=sessions, full=full),
+            lambda: metrics_of("connections", ps_report),
         )
         raise typer.Exit(exit_code(ps_report.findings, fail_on))
 
@@ -168,6 +170,7 @@ def connections(
         fmt,
         lambda: render.to_json(report),
         lambda: render.document(report, show_sessions=sessions, full=full),
+        lambda: metrics_of("connections", report),
     )
     raise typer.Exit(exit_code(report.findings, fail_on))
 

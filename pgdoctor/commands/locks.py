@@ -80,6 +80,7 @@ def locks(
     from pgdoctor.analyze.locks import analyze
     from pgdoctor.collect.locks import LocksData, collect
     from pgdoctor.render import locks as render
+    from pgdoctor.render.openmetrics_reports import metrics_of
 
     data = obtain(
         "locks",
@@ -105,5 +106,6 @@ def locks(
         fmt,
         lambda: render.to_json(report, show_all=show_all),
         lambda: render.document(report, full=full, show_all=show_all),
+        lambda: metrics_of("locks", report),
     )
     raise typer.Exit(exit_code(report.findings, fail_on))

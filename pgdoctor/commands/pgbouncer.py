@@ -52,6 +52,7 @@ def pgbouncer(
     from pgdoctor.analyze.pgbouncer import analyze
     from pgdoctor.collect.pgbouncer import PgBouncerData, collect
     from pgdoctor.render import pgbouncer as render
+    from pgdoctor.render.openmetrics_reports import metrics_of
 
     if snapshot is not None:
         if dsn or postgres_dsn:
@@ -69,5 +70,10 @@ def pgbouncer(
         client_warn_pct=client_warn_pct,
         client_crit_pct=client_crit_pct,
     )
-    emit_report(fmt, lambda: render.to_json(report), lambda: render.document(report))
+    emit_report(
+        fmt,
+        lambda: render.to_json(report),
+        lambda: render.document(report),
+        lambda: metrics_of("pgbouncer", report),
+    )
     raise typer.Exit(exit_code(report.findings, fail_on))

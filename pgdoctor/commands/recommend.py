@@ -33,6 +33,7 @@ class RecommendFormat(StrEnum):
     MARKDOWN = "markdown"
     CSV = "csv"
     JSON = "json"
+    OPENMETRICS = "openmetrics"
     CONF = "conf"
     PGBOUNCER = "pgbouncer"
     SQLALCHEMY = "sqlalchemy"
@@ -150,6 +151,12 @@ def recommend(
     from pgdoctor.collect.connections import ConnectionsData
     from pgdoctor.collect.settings import SettingsData
 
+    if fmt is RecommendFormat.OPENMETRICS:
+        raise PgDoctorError(
+            "--format openmetrics: recommend plans settings, it measures nothing to export (its findings "
+            "are in --format json)",
+            ExitCode.USAGE,
+        )
     live = bool(dsn) or snapshot is not None
     if pgbouncer_dsn and snapshot is not None:
         raise PgDoctorError(
