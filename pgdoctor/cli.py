@@ -24,6 +24,7 @@ COMMANDS = {
     "recommend": ("pgdoctor.commands.recommend", "recommend"),
     "pgbouncer": ("pgdoctor.commands.pgbouncer", "pgbouncer"),
     "snapshot": ("pgdoctor.commands.snapshot", "snapshot"),
+    "triage": ("pgdoctor.commands.triage", "triage"),
 }
 
 # The command to run first, mid-incident: what `pgdoctor` alone names.
@@ -60,6 +61,12 @@ EXAMPLES: dict[str, list[str]] = {
     "snapshot": [
         "pgdoctor snapshot -d service=prod -o incident.json",
         "pgdoctor snapshot --target prod --pgbouncer-dsn postgresql://stats@pgb1:6432/pgbouncer -o -",
+    ],
+    "triage": [
+        "pgdoctor triage -d postgresql://monitor@db1:5432/app",
+        "pgdoctor triage --target prod --fail-on critical -f json",
+        "pgdoctor triage --target prod --pgbouncer-dsn postgresql://stats@pgb1:6432/pgbouncer",
+        "pgdoctor triage --snapshot incident.json -f markdown",
     ],
 }
 

@@ -1,0 +1,87 @@
+"""`pgdoctor triage`: every diagnosis of one read on one connection, merged into ranked problems."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from pgdoctor.errors import ExitCode, PgDoctorError
+from pgdoctor.options import (
+    DsnOpt,
+    FailOn,
+    FailOnOpt,
+    FormatOpt,
+    FullOpt,
+    PgBouncerDsnOpt,
+    SnapshotOpt,
+    TimeoutOpt,
+    emit_report,
+    exit_code,
+)
+from pgdoctor.render.formats import Format
+
+if TYPE_CHECKING:
+    from pgdoctor.collect.triage import TriageData
+
+
+def triage(
+    dsn: DsnOpt = None,
+    snapshot: SnapshotOpt = None,
+    fmt: FormatOpt = Format.AUTO,
+    timeout: TimeoutOpt = 5.0,
+    fail_on: FailOnOpt = FailOn.NEVER,
+    full: FullOpt = False,
+    pgbouncer_dsn: PgBouncerDsnOpt = None,
+) -> None:
+    """Run first, mid-incident: connections, locks, slow-queries (and PgBouncer) in one read, one problem
+    per cause, most urgent first, with what to do first at the top.
+
+    One connection; pg_stat_activity read once for every analysis. With --fail-on, the check for cron."""
+    from pgdoctor.analyze.triage import analyze
+    from pgdoctor.render import triage as render
+
+    if snapshot is not None:
+        if dsn:
+            raise PgDoctorError("give either --dsn or --snapshot, not both", ExitCode.USAGE)
+        if pgbouncer_dsn:
+            raise PgDoctorError(
+                "--pgbouncer-dsn reads a live PgBouncer: not with --snapshot (a snapshot taken with "
+                "--pgbouncer-dsn holds PgBouncer's data)",
+                ExitCode.USAGE,
+            )
+        data = from_snapshot(snapshot)
+    else:
+        data = live(dsn, timeout, pgbouncer_dsn)
+    report = analyze(data)
+    emit_report(fmt, lambda: render.to_json(report), lambda: render.document(report, full=full))
+    raise typer.Exit(exit_code(report.every_finding, fail_on))
+
+
+def live(dsn: str | None, timeout: float, pgbouncer_dsn: str | None) -> TriageData:
+    from pgdoctor.collect.triage import collect, with_pgbouncer
+    from pgdoctor.db import connect
+
+    with connect(dsn, timeout) as db:
+        data = collect(db)
+    if pgbouncer_dsn:
+        data = with_pgbouncer(data, pgbouncer_dsn, timeout)
+    return data
+
+
+def from_snapshot(path: Path) -> TriageData:
+    """Every dataset triage reads, from a snapshot (PgBouncer's when it was taken with --pgbouncer-dsn)."""
+    from pgdoctor.collect.connections import ConnectionsData
+    from pgdoctor.collect.locks import LocksData
+    from pgdoctor.collect.pgbouncer import PgBouncerData
+    from pgdoctor.collect.statements import StatementsData
+    from pgdoctor.collect.triage import TriageData
+    from pgdoctor.snapshot import load_dataset, load_optional
+
+    return TriageData(
+        connections=load_dataset(path, "connections", ConnectionsData),
+        locks=load_dataset(path, "locks", LocksData),
+        statements=load_dataset(path, "statements", StatementsData),
+        pgbouncer=load_optional(path, "pgbouncer", PgBouncerData),
+    )
