@@ -63,9 +63,8 @@ EXAMPLES: dict[str, list[str]] = {
         "pgdoctor snapshot --target prod --pgbouncer-dsn postgresql://stats@pgb1:6432/pgbouncer -o -",
     ],
     "triage": [
-        "pgdoctor triage -d postgresql://monitor@db1:5432/app",
+        "pgdoctor triage -d service=prod --pgbouncer-dsn postgresql://stats@pgb1:6432/pgbouncer",
         "pgdoctor triage --target prod --fail-on critical -f json",
-        "pgdoctor triage --target prod --pgbouncer-dsn postgresql://stats@pgb1:6432/pgbouncer",
         "pgdoctor triage --snapshot incident.json -f markdown",
     ],
 }

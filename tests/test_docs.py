@@ -65,6 +65,7 @@ OPTION_CONSTANTS: dict[str, dict[str, float]] = {
     },
     "recommend": {},
     "snapshot": {},
+    "triage": {},  # each analysis with its command's defaults: no threshold options of its own
     "pgbouncer": {
         "--wait-crit-pct": thresholds.PGB_WAIT_CRIT_PCT,
         "--wait-crit": thresholds.PGB_WAIT_CRIT_S,
@@ -92,6 +93,7 @@ FIXED: dict[str, list[tuple[str, float]]] = {
     ],
     "pgbouncer": [],
     "snapshot": [],
+    "triage": [],
 }
 # the analysis functions' keyword defaults, and the constant each must be: (function, {keyword: constant})
 ANALYSIS_DEFAULTS: list[tuple[Callable[..., Any], dict[str, float]]] = [
