@@ -47,7 +47,9 @@ def incident(pg: Cluster) -> Iterator[Incident]:
         inc.big_root = s.idle_in_transaction(
             "training_manager", f"UPDATE {TABLE} SET status = 'training' WHERE id = 1"
         )
-        inc.small_root = s.idle_in_transaction("nightly_batch", f"UPDATE {TABLE} SET status = 'batch' WHERE id = 2")
+        inc.small_root = s.idle_in_transaction(
+            "nightly_batch", f"UPDATE {TABLE} SET status = 'batch' WHERE id = 2"
+        )
         for _ in range(3):
             inc.big_waiters.append(s.send("job_api", f"UPDATE {TABLE} SET status = 'cancelled' WHERE id = 1"))
             wait_for_lock_waits(pg, inc.big_waiters, timeout=60)  # one by one: a stable queue order
@@ -116,7 +118,9 @@ def test_the_sub_reports_are_the_commands_own(incident: Incident) -> None:
     assert {r["pid"] for r in doc["locks"]["roots"]} == {incident.big_root, incident.small_root}
     # the findings list holds every command's findings, tagged with the command
     for name, sub in (("connections", "connections"), ("locks", "locks"), ("slow-queries", "slow_queries")):
-        mine = [{k: v for k, v in f.items() if k != "command"} for f in doc["findings"] if f["command"] == name]
+        mine = [
+            {k: v for k, v in f.items() if k != "command"} for f in doc["findings"] if f["command"] == name
+        ]
         theirs = doc[sub]["findings"]
         if name == "slow-queries":  # pg_stat_statements unreadable: a note in triage (not here)
             theirs = [f for f in theirs if not f["code"].startswith("extension_")]
