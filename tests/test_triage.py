@@ -85,6 +85,27 @@ def test_the_sub_reports_are_each_commands_json(name: str) -> None:
     assert doc["pgbouncer"] is None
 
 
+def test_a_pgbouncer_pool_is_one_problem(tmp_path: Path) -> None:
+    """The snapshot with PgBouncer's data (a full pool, three clients queued): its pool's findings are one
+    problem, ranked by the clients it holds up, and the pgbouncer report is the command's own JSON."""
+    from tests.test_cli_wiring import write_pgbouncer_snapshot
+
+    path = write_pgbouncer_snapshot(tmp_path / "pgb.json")
+    doc = triage(path)
+    pools = [p for p in doc["problems"] if p["sources"] == ["pgbouncer"]]
+    assert len(pools) == 1
+    pool = pools[0]
+    assert pool["subject"] == "app/web" and pool["severity"] == "warning"
+    assert pool["codes"][:2] == ["clients_waiting", "pool_full"]
+    assert pool["impact"] == {"sessions_blocked": 0, "clients_waiting": 3, "slots_held": 0}
+    # after the critical problems; before the warning that holds up no one (58 long statements)
+    assert [p["subject"] for p in doc["problems"]][3:] == ["app/web", "feature_service"]
+    own = invoke("pgbouncer", "--snapshot", str(path), "-f", "json")
+    assert doc["pgbouncer"] == json.loads(own.stdout)
+    text = invoke("triage", "--snapshot", str(path), "-f", "plain").stdout
+    assert "PgBouncer 1.18.0: 7 clients of max_client_conn 100, 3 waiting in 1 pool(s)" in text
+
+
 @pytest.mark.parametrize("fmt", ["table", "plain", "markdown", "csv"])
 def test_every_format(fmt: str) -> None:
     result = invoke("triage", "--snapshot", str(INCIDENTS["pg18"]), "-f", fmt)

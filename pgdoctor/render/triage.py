@@ -47,8 +47,10 @@ def headline(report: TriageReport) -> list[Section]:
     if report.pgbouncer is not None:
         pools = report.pgbouncer.pools
         waiting = sum(p.cl_waiting for p in pools)
+        version = report.pgbouncer.version
+        name = version if version.startswith("PgBouncer") else f"PgBouncer {version}"
         lines.append(
-            f"PgBouncer {report.pgbouncer.version}: {report.pgbouncer.clients_total} clients of "
+            f"{name}: {report.pgbouncer.clients_total} clients of "
             f"max_client_conn {report.pgbouncer.max_client_conn}, {waiting} waiting in {len(pools)} pool(s)"
         )
     return [Text(lines), problems_line(report)]
