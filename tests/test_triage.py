@@ -8,6 +8,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,10 +29,10 @@ ROOTS = {"pg18": 15643, "pg15": 10129}
 INCIDENTS = {name: FIXTURES / f"incident-{name}.json" for name in ROOTS}
 
 
-def triage(snapshot: Path, *args: str) -> dict[str, object]:
+def triage(snapshot: Path, *args: str) -> dict[str, Any]:
     result = invoke("triage", "--snapshot", str(snapshot), "-f", "json", *args)
     assert result.exit_code == 0, result.stderr
-    doc: dict[str, object] = json.loads(result.stdout)
+    doc: dict[str, Any] = json.loads(result.stdout)
     return doc
 
 
