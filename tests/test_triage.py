@@ -86,6 +86,25 @@ def test_the_sub_reports_are_each_commands_json(name: str) -> None:
     assert doc["pgbouncer"] is None
 
 
+def test_every_kind_of_lock_picture() -> None:
+    """fixtures/locks-pg18.json: five root blockers (idle in transaction, active, idle with advisory
+    locks, two roots of one waiter) and a deadlock: one problem each, each with its own lock findings."""
+    doc = triage(FIXTURES / "locks-pg18.json")
+    problems = doc["problems"]
+    roots = [p["root_pid"] for p in problems if p["kind"] == "root_blocker"]
+    assert len(roots) == len(set(roots)) == len(doc["locks"]["roots"]) == 5
+    assert [p["kind"] for p in problems] == ["root_blocker"] * 5 + ["deadlock"]
+    for p in problems[:5]:
+        app = p["subject"].split("(", 1)[1].rstrip(")")
+        waits = [doc["findings"][i] for i in p["findings"] if doc["findings"][i]["code"] == "long_wait"]
+        assert [w["subject"] for w in waits] == [app], p["subject"]  # behind its own root only
+        assert p["root_pid"] in p["pids"] and p["actions"][0].endswith(f"({p['root_pid']});")
+    deadlock = problems[5]
+    assert deadlock["message"].startswith("sessions 24128 -> 24131 wait on each other in a cycle")
+    assert deadlock["codes"] == ["blocked", "deadlock_cycle"] and deadlock["pids"] == [24128, 24131]
+    assert problems[4]["message"].startswith("root blocker pid 24116 (jobs_leader, idle for 20s)")
+
+
 def test_a_pgbouncer_pool_is_one_problem(tmp_path: Path) -> None:
     """The snapshot with PgBouncer's data (a full pool, three clients queued): its pool's findings are one
     problem, ranked by the clients it holds up, and the pgbouncer report is the command's own JSON."""

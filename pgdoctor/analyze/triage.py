@@ -28,7 +28,7 @@ from pgdoctor.analyze.connections import ConnectionsReport
 from pgdoctor.analyze.findings import Finding, Severity
 from pgdoctor.analyze.format import duration
 from pgdoctor.analyze.lock_graph import PREPARED, Graph
-from pgdoctor.analyze.locks import IDLE_IN_XACT, LocksReport, Root
+from pgdoctor.analyze.locks import LocksReport, Root
 from pgdoctor.analyze.slow_queries import SlowQueriesReport
 from pgdoctor.collect.server import ServerInfo
 from pgdoctor.collect.triage import LIMIT, SORT, TriageData
@@ -164,7 +164,7 @@ def blocking_trees(locks: LocksReport) -> list[_Tree]:
 def tree_of(f: Finding, trees: list[_Tree]) -> int | None:
     """The blocking tree a finding is about, if any (see the module's docstring)."""
     pids = set(f.pids)
-    best: tuple[int, bool, int] | None = None
+    best: tuple[int, bool, bool, int] | None = None
     chosen = None
     for i, tree in enumerate(trees):
         inside = len(pids & tree.pids)
@@ -172,7 +172,10 @@ def tree_of(f: Finding, trees: list[_Tree]) -> int | None:
         # a lock finding: any session of the tree; another: the root, or only sessions of the tree
         whole = bool(pids) and inside == len(pids)
         eligible = inside > 0 if f.code in LOCK_CODES else (named_root or whole)
-        score = (inside, named_root, -len(tree.pids))
+        # ties: the tree whose root the finding names, then whose root's application is its subject
+        # (`long_wait` behind one of two roots a session waits on), then the smaller tree
+        own_app = tree.root is not None and (tree.root.application_name or "(none)") == f.subject
+        score = (inside, named_root, own_app, -len(tree.pids))
         if eligible and (best is None or score > best):
             best, chosen = score, i
     return chosen
@@ -238,8 +241,8 @@ def root_message(root: Root, locks: LocksReport) -> str:
     elif root.kind == "gone":
         head = f"pid {root.pid} (gone since)"
     else:
-        age = root.state_age_s if root.state in IDLE_IN_XACT else root.xact_age_s
-        state = f"{root.state}" + (f" for {duration(age)}" if age is not None else "")
+        age = root.state_age_s  # in its state: idle (in transaction) since, or running its statement
+        state = f"{root.state or 'state hidden'}" + (f" for {duration(age)}" if age is not None else "")
         head = f"pid {root.pid} ({who}, {state})"
     behind = Graph(locks.waiter_index.values()).descendants(root.pid)
     waiters = [locks.waiter_index[p] for p in sorted(behind) if p in locks.waiter_index]
@@ -280,7 +283,8 @@ def tree_problem(tree: _Tree, members: list[int], findings: list[Sourced], locks
         message, advice = root_message(root, locks), root_advice(root, fs)
         actions = ([root.action] if root.action else []) + actions_of(fs)
     else:
-        lead = _lead(members, findings)
+        cycles = [i for i in members if findings[i].finding.code == "deadlock_cycle"]
+        lead = _lead(cycles or members, findings)
         subject, message, advice = (
             "deadlock: pids " + ", ".join(map(str, sorted(tree.pids))),
             lead.message,
