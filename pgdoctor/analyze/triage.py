@@ -183,7 +183,7 @@ def tree_of(f: Finding, trees: list[_Tree]) -> int | None:
 
 def merged_groups(indexes: list[int], findings: list[Sourced]) -> list[list[int]]:
     """The findings that are one problem (union-find): a common session, the same code and subject, or
-    the same statement or pool."""
+    the same statement or pool. Linear in the findings and their pids."""
     parent = {i: i for i in indexes}
 
     def find(i: int) -> int:
@@ -192,20 +192,23 @@ def merged_groups(indexes: list[int], findings: list[Sourced]) -> list[list[int]
             i = parent[i]
         return i
 
-    def same(a: Sourced, b: Sourced) -> bool:
-        fa, fb = a.finding, b.finding
-        if set(fa.pids) & set(fb.pids):
-            return True
-        if fa.subject != fb.subject:
-            return False
-        if fa.code == fb.code:
-            return True
-        return a.command == b.command and a.command in BY_SUBJECT and fa.subject not in GENERIC_SUBJECTS
+    def union(i: int, j: int) -> None:
+        a, b = find(i), find(j)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
 
-    for n, i in enumerate(indexes):
-        for j in indexes[n + 1 :]:
-            if same(findings[i], findings[j]):
-                parent[find(j)] = find(i)
+    first: dict[object, int] = {}  # a pid, (code, subject) or (command, subject) -> the first finding
+    for i in indexes:
+        s = findings[i]
+        f = s.finding
+        keys: list[object] = [*f.pids, ("code", f.code, f.subject)]
+        if s.command in BY_SUBJECT and f.subject not in GENERIC_SUBJECTS:
+            keys.append(("subject", s.command, f.subject))
+        for key in keys:
+            if key in first:
+                union(first[key], i)
+            else:
+                first[key] = i
     groups: dict[int, list[int]] = {}
     for i in indexes:
         groups.setdefault(find(i), []).append(i)
@@ -233,8 +236,8 @@ def _slots(pids: Iterable[int]) -> tuple[int, ...]:
     return tuple(sorted({p for p in pids if p != PREPARED}))
 
 
-def root_message(root: Root, locks: LocksReport) -> str:
-    """What a root blocker does: who it is, for how long, and who waits behind it."""
+def root_message(root: Root, behind: Iterable[int], locks: LocksReport) -> str:
+    """What a root blocker does: who it is, for how long, and who waits behind it (`behind`)."""
     who = root.application_name or "(none)"
     if root.kind == "prepared":
         head = "a prepared transaction"
@@ -244,7 +247,6 @@ def root_message(root: Root, locks: LocksReport) -> str:
         age = root.state_age_s  # in its state: idle (in transaction) since, or running its statement
         state = f"{root.state or 'state hidden'}" + (f" for {duration(age)}" if age is not None else "")
         head = f"pid {root.pid} ({who}, {state})"
-    behind = Graph(locks.waiter_index.values()).descendants(root.pid)
     waiters = [locks.waiter_index[p] for p in sorted(behind) if p in locks.waiter_index]
     apps: dict[str, int] = {}
     for w in waiters:
@@ -280,7 +282,7 @@ def tree_problem(tree: _Tree, members: list[int], findings: list[Sourced], locks
             if root.kind == "prepared"
             else f"pid {root.pid} ({root.application_name or '(none)'})"
         )
-        message, advice = root_message(root, locks), root_advice(root, fs)
+        message, advice = root_message(root, tree.pids - {root.pid}, locks), root_advice(root, fs)
         actions = ([root.action] if root.action else []) + actions_of(fs)
     else:
         cycles = [i for i in members if findings[i].finding.code == "deadlock_cycle"]
