@@ -77,11 +77,13 @@ def from_snapshot(path: Path) -> TriageData:
     from pgdoctor.collect.pgbouncer import PgBouncerData
     from pgdoctor.collect.statements import StatementsData
     from pgdoctor.collect.triage import TriageData
-    from pgdoctor.snapshot import load_dataset, load_optional
+    from pgdoctor.snapshot import load_datasets
 
-    return TriageData(
-        connections=load_dataset(path, "connections", ConnectionsData),
-        locks=load_dataset(path, "locks", LocksData),
-        statements=load_dataset(path, "statements", StatementsData),
-        pgbouncer=load_optional(path, "pgbouncer", PgBouncerData),
-    )
+    wanted: dict[str, type] = {
+        "connections": ConnectionsData,
+        "locks": LocksData,
+        "statements": StatementsData,
+        "pgbouncer": PgBouncerData,
+    }
+    found = load_datasets(path, wanted, optional=("pgbouncer",))
+    return TriageData(found["connections"], found["locks"], found["statements"], found["pgbouncer"])
