@@ -237,3 +237,28 @@ def test_extra_fields_of_a_finding_pass_through() -> None:
     assert actions_of([f, f, finding("capacity", "server")]) == [kill]
     problem = group_problem([0], [Sourced("connections", f)], None)
     assert problem.actions == (kill,)
+
+
+def test_load_datasets_is_load_dataset_once() -> None:
+    """triage --snapshot reads the file once: the same datasets as one load_dataset each; a dataset
+    named optional that the snapshot lacks is None, one it does not name is an error."""
+    from pgdoctor.collect.connections import ConnectionsData
+    from pgdoctor.collect.locks import LocksData
+    from pgdoctor.collect.pgbouncer import PgBouncerData
+    from pgdoctor.collect.statements import StatementsData
+    from pgdoctor.errors import PgDoctorError
+    from pgdoctor.snapshot import load_dataset, load_datasets
+
+    path = INCIDENTS["pg18"]
+    wanted: dict[str, type] = {
+        "connections": ConnectionsData,
+        "locks": LocksData,
+        "statements": StatementsData,
+    }
+    found = load_datasets(path, {**wanted, "pgbouncer": PgBouncerData}, optional=("pgbouncer",))
+    assert found["pgbouncer"] is None
+    for name, cls in wanted.items():
+        assert found[name] == load_dataset(path, name, cls)
+    assert found["connections"].activity is found["locks"].activity  # decoded once, shared
+    with pytest.raises(PgDoctorError, match="has no 'pgbouncer' data"):
+        load_datasets(path, {"pgbouncer": PgBouncerData})
