@@ -13,8 +13,6 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.incidents import Sessions, wait_for_lock_waits
-from tests.pgbouncer import available as pgbouncer_available
-from tests.pgbouncer import running_pgbouncer
 from tests.pgcluster import Cluster
 
 pytestmark = pytest.mark.server
@@ -142,35 +140,3 @@ def test_what_to_do_first_is_at_the_top(incident: Incident) -> None:
 def test_fail_on(incident: Incident, fail_on: str, expected: int) -> None:
     result = run_cli("triage", "-d", incident.pg.dsn(), "-f", "json", "--fail-on", fail_on)
     assert result.returncode == expected, result.stderr
-
-
-def test_a_healthy_server_has_no_problems(pg: Cluster, sessions: Sessions) -> None:
-    pg.terminate_others()
-    pg.sql("SELECT pg_stat_statements_reset()")
-    sessions.idle("web", 3)
-    doc, code = triage_json(pg, "--fail-on", "warning")
-    assert code == 0
-    assert doc["problems"] == []
-    assert all(f["severity"] == "info" for f in doc["findings"])
-    text = run_cli("triage", "-d", pg.dsn(), "-f", "plain", "--fail-on", "warning")
-    assert text.returncode == 0, text.stderr
-    assert "No problems" in text.stdout
-
-
-@pytest.mark.skipif(not pgbouncer_available(), reason="PgBouncer not installed")
-def test_pgbouncer_joins_the_triage(pg: Cluster, sessions: Sessions, tmp_path: Any) -> None:
-    with running_pgbouncer(pg, pool_mode="transaction", pool_size=2) as bouncer:
-        via = bouncer.connect(application_name="via_bouncer")
-        via.execute("SELECT 1")
-        admin = bouncer.dsn(dbname="pgbouncer")
-        doc, _ = triage_json(pg, "--pgbouncer-dsn", admin)
-        assert doc["pgbouncer"]["command"] == "pgbouncer"
-        assert any(p["database"] == "postgres" for p in doc["pgbouncer"]["pools"])
-        # the snapshot taken with --pgbouncer-dsn holds the pooler's data; triage reads it back
-        snap = tmp_path / "snap.json"
-        taken = run_cli("snapshot", "-d", pg.dsn(), "--pgbouncer-dsn", admin, "-o", str(snap))
-        assert taken.returncode == 0, taken.stderr
-        via.close()
-    offline = run_cli("triage", "--snapshot", str(snap), "-f", "json")
-    assert offline.returncode == 0, offline.stderr
-    assert json.loads(offline.stdout)["pgbouncer"]["command"] == "pgbouncer"
