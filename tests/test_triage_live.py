@@ -38,6 +38,7 @@ def incident(pg: Cluster) -> Iterator[Incident]:
     pg.sql(f"DROP TABLE IF EXISTS {TABLE}")
     pg.sql(f"CREATE TABLE {TABLE} (id int PRIMARY KEY, status text)")
     pg.sql(f"INSERT INTO {TABLE} VALUES (1, 'queued'), (2, 'queued')")
+    pg.sql("SELECT pg_stat_statements_reset()")  # earlier tests' workloads would be problems of their own
     s = Sessions(pg)
     inc = Incident(pg, s)
     try:
