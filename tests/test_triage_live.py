@@ -141,3 +141,23 @@ def test_what_to_do_first_is_at_the_top(incident: Incident) -> None:
 def test_fail_on(incident: Incident, fail_on: str, expected: int) -> None:
     result = run_cli("triage", "-d", incident.pg.dsn(), "-f", "json", "--fail-on", fail_on)
     assert result.returncode == expected, result.stderr
+
+
+def test_one_connection_and_marked_statements_in_the_incident(incident: Incident) -> None:
+    """With sessions waiting on locks triage reads pg_locks too: still one connection, every statement
+    its own and marked (tests/test_harmless.py, with waiters)."""
+    from tests.test_harmless import sessions_opened
+
+    pg = incident.pg
+    pg.sql("SELECT pg_stat_statements_reset()")
+    before = sessions_opened(pg)
+    doc, _ = triage_json(pg)
+    assert doc["locks"]["waiting"]  # pg_locks was read: the waits have their lock modes
+    assert all(w["mode"] for w in doc["locks"]["waiting"])
+    assert sessions_opened(pg) - before == 1 + 1  # triage's, and the superuser's of pg.sql()
+    unmarked = pg.sql(
+        "SELECT query FROM pg_stat_statements WHERE strpos(query, '/* pgdoctor */') = 0 "
+        "AND query NOT LIKE '%pg_stat_statements_reset%' "
+        "AND query NOT LIKE 'SELECT sum(sessions) FROM pg_stat_database'"
+    )
+    assert unmarked == []
