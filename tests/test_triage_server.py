@@ -83,3 +83,26 @@ def test_pg_stat_statements_missing_is_a_note(pg: Cluster, sessions: Sessions) -
     # the sub-report is slow-queries' own, with its own severity
     (own,) = [f for f in doc["slow_queries"]["findings"] if f["code"] == "extension_not_created"]
     assert own["severity"] == "critical"
+
+
+def test_pgbouncer_that_cannot_be_read_is_reported_with_the_postgresql_side(
+    pg: Cluster, sessions: Sessions
+) -> None:
+    """Mid-incident the pooler may be what is down: its error is a problem, the server is still read."""
+    pg.terminate_others()
+    pg.sql("SELECT pg_stat_statements_reset()")
+    sessions.idle("web", 2)
+    nowhere = "host=127.0.0.1 port=1 dbname=pgbouncer user=stats connect_timeout=2"
+    result = run_cli("triage", "-d", pg.dsn(), "--pgbouncer-dsn", nowhere, "-f", "json")
+    assert result.returncode == 3  # cannot connect, as documented
+    assert result.stderr.startswith("error: PgBouncer: ")
+    doc = json.loads(result.stdout)
+    assert doc["pgbouncer"] is None and doc["pgbouncer_error"]
+    assert [p["codes"] for p in doc["problems"]] == [["pgbouncer_unreachable"]]
+    assert doc["problems"][0]["severity"] == "critical"
+    assert doc["connections"]["capacity"]["clients"] >= 2  # the PostgreSQL side is all there
+    failing = run_cli(
+        "triage", "-d", pg.dsn(), "--pgbouncer-dsn", nowhere, "-f", "plain", "--fail-on", "critical"
+    )
+    assert failing.returncode == 1
+    assert "PgBouncer: not read (" in failing.stdout

@@ -112,6 +112,7 @@ class TriageReport:
     pgbouncer: PgBouncerReport | None
     findings: list[Sourced]  # every command's findings, in the commands' order
     problems: list[Problem]  # ranked: the first is what to do first
+    pgbouncer_error: str | None = None  # --pgbouncer-dsn given, its console not read: why
 
     @property
     def notes(self) -> list[Sourced]:
@@ -354,6 +355,18 @@ def problems_of(
     return [replace(p, rank=n) for n, p in enumerate(problems, 1)]
 
 
+def pgbouncer_unreachable(error: str) -> Finding:
+    """PgBouncer's console could not be read: mid-incident, maybe the pooler is the part that is down."""
+    return Finding(
+        Severity.CRITICAL,
+        "pgbouncer_unreachable",
+        "pgbouncer",
+        f"PgBouncer's admin console could not be read ({error}); the PostgreSQL side above is complete",
+        "check that PgBouncer runs and accepts connections (a full max_client_conn refuses the console "
+        "too: 'no more connections allowed'); then `pgdoctor pgbouncer -d ...` for its pools",
+    )
+
+
 def analyze(data: TriageData) -> TriageReport:
     """Run every analysis on the one read, with each command's default thresholds, and rank."""
     from pgdoctor.analyze import connections, locks, slow_queries
@@ -378,6 +391,8 @@ def analyze(data: TriageData) -> TriageReport:
         *(as_triage_note(Sourced(SLOW_QUERIES, f)) for f in slow.findings),
         *(Sourced(PGBOUNCER, f) for f in (pgbouncer_report.findings if pgbouncer_report else [])),
     ]
+    if data.pgbouncer_error is not None:
+        sourced.append(Sourced(PGBOUNCER, pgbouncer_unreachable(data.pgbouncer_error)))
     return TriageReport(
         server=data.connections.server,
         connections=conn,
@@ -386,4 +401,5 @@ def analyze(data: TriageData) -> TriageReport:
         pgbouncer=pgbouncer_report,
         findings=sourced,
         problems=problems_of(sourced, lock_report, pgbouncer_report),
+        pgbouncer_error=data.pgbouncer_error,
     )

@@ -11,6 +11,7 @@ can be.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,8 @@ class TriageData:
     locks: LocksData
     statements: StatementsData
     pgbouncer: PgBouncerData | None = None
+    # --pgbouncer-dsn given but its console could not be read: why (the PostgreSQL side is still reported)
+    pgbouncer_error: str | None = None
 
 
 def collect(db: Database) -> TriageData:
@@ -57,4 +60,4 @@ def with_pgbouncer(data: TriageData, dsn: str | None, timeout_s: float) -> Triag
     from pgdoctor.collect.pgbouncer import collect_pgbouncer
 
     pooler = collect_pgbouncer(dsn, timeout_s, data.connections)
-    return TriageData(data.connections, data.locks, data.statements, pooler)
+    return dataclasses.replace(data, pgbouncer=pooler)

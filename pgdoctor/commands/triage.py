@@ -51,23 +51,37 @@ def triage(
                 "--pgbouncer-dsn holds PgBouncer's data)",
                 ExitCode.USAGE,
             )
+    pooler_failed = None
+    if snapshot is not None:
         data = from_snapshot(snapshot)
     else:
-        data = live(dsn, timeout, pgbouncer_dsn)
+        data, pooler_failed = live(dsn, timeout, pgbouncer_dsn)
     report = analyze(data)
     emit_report(fmt, lambda: render.to_json(report), lambda: render.document(report, full=full))
-    raise typer.Exit(exit_code(report.every_finding, fail_on))
+    code = exit_code(report.every_finding, fail_on)
+    if pooler_failed is not None:
+        typer.echo(f"error: PgBouncer: {report.pgbouncer_error}", err=True)
+        if code != ExitCode.FINDINGS:
+            code = int(pooler_failed)  # reported, and still the error's exit code (3: cannot connect)
+    raise typer.Exit(code)
 
 
-def live(dsn: str | None, timeout: float, pgbouncer_dsn: str | None) -> TriageData:
+def live(dsn: str | None, timeout: float, pgbouncer_dsn: str | None) -> tuple[TriageData, ExitCode | None]:
+    """The live read; PgBouncer's console that cannot be read is reported (`pgbouncer_error`) with the
+    PostgreSQL side, not instead of it: mid-incident the pooler may be the part that is down or full."""
+    from dataclasses import replace
+
     from pgdoctor.collect.triage import collect, with_pgbouncer
     from pgdoctor.db import connect
 
     with connect(dsn, timeout) as db:
         data = collect(db)
-    if pgbouncer_dsn:
-        data = with_pgbouncer(data, pgbouncer_dsn, timeout)
-    return data
+    if not pgbouncer_dsn:
+        return data, None
+    try:
+        return with_pgbouncer(data, pgbouncer_dsn, timeout), None
+    except PgDoctorError as exc:
+        return replace(data, pgbouncer_error=exc.message), exc.exit_code
 
 
 def from_snapshot(path: Path) -> TriageData:

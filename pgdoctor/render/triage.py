@@ -53,6 +53,8 @@ def headline(report: TriageReport) -> list[Section]:
             f"{name}: {report.pgbouncer.clients_total} clients of "
             f"max_client_conn {report.pgbouncer.max_client_conn}, {waiting} waiting in {len(pools)} pool(s)"
         )
+    if report.pgbouncer_error is not None:
+        lines.append(f"PgBouncer: not read ({report.pgbouncer_error})")
     return [Text(lines), problems_line(report)]
 
 
@@ -196,4 +198,5 @@ def to_json(report: TriageReport) -> dict[str, Any]:
         "locks": render_locks.to_json(report.locks),
         "slow_queries": render_slow_queries.to_json(report.slow_queries),
         "pgbouncer": pgbouncer,
+        "pgbouncer_error": report.pgbouncer_error,
     }
