@@ -81,7 +81,7 @@ def test_version_is_the_packages() -> None:
 def test_pgdoctor_alone_names_the_command_to_run_first() -> None:
     result = run_cli()
     assert result.returncode == 2, result  # documented: no command is a usage error
-    assert result.stdout.splitlines()[2].startswith("Start with:  pgdoctor connections -d "), result.stdout
+    assert result.stdout.splitlines()[2].startswith("Start with:  pgdoctor triage -d "), result.stdout
     assert len(result.stdout.splitlines()) <= 8  # short, not the full --help
     assert "Usage:" not in result.stdout and result.stderr == ""
 

@@ -66,6 +66,7 @@ OPTION_CONSTANTS: dict[str, dict[str, float]] = {
     "recommend": {},
     "snapshot": {},
     "timeline": {},
+    "triage": {},  # each analysis with its command's defaults: no threshold options of its own
     "pgbouncer": {
         "--wait-crit-pct": thresholds.PGB_WAIT_CRIT_PCT,
         "--wait-crit": thresholds.PGB_WAIT_CRIT_S,
@@ -97,6 +98,7 @@ FIXED: dict[str, list[tuple[str, float]]] = {
     "snapshot": [],
     "record": [],
     "timeline": [],
+    "triage": [],
 }
 # the analysis functions' keyword defaults, and the constant each must be: (function, {keyword: constant})
 ANALYSIS_DEFAULTS: list[tuple[Callable[..., Any], dict[str, float]]] = [

@@ -60,6 +60,32 @@ def test_every_command_on_recorded_snapshots(command: str, snapshot: Path) -> No
     check_figures(command, series, report)
 
 
+@pytest.mark.parametrize("snapshot", ["incident-pg15.json", "incident-pg18.json"])
+def test_triage_is_the_union_of_its_commands(snapshot: str) -> None:
+    """triage's exposition: every measurement of connections, locks and slow-queries on the same snapshot
+    (the same figures), and one finding gauge per finding of every command, under command="triage"."""
+    path = FIXTURES / snapshot
+    code, text, report = run("triage", path)
+    check_metrics(text)
+    series = parse(text)
+    measured: dict[Any, float] = {}
+    for command in ("connections", "locks", "slow-queries"):
+        sub = parse(invoke(command, "--snapshot", str(path), "-f", "openmetrics").stdout)
+        measured |= {
+            k: v for k, v in sub.items() if k[0] not in ("pgdoctor_up", "pgdoctor_info", "pgdoctor_finding")
+        }
+    assert measured, "the commands measured nothing"
+    mine = {
+        k: v for k, v in series.items() if k[0] not in ("pgdoctor_up", "pgdoctor_info", "pgdoctor_finding")
+    }
+    assert mine == measured
+    findings = {(f["code"], f["severity"], f["subject"]) for f in report["findings"]}
+    gauges = values(series, "pgdoctor_finding", command="triage")
+    assert {(d["code"], d["severity"], d["subject"]) for d in map(dict, gauges)} == findings
+    assert one(series, "pgdoctor_up", command="triage") == 1.0
+    assert code == 0
+
+
 def check_figures(command: str, series: Any, report: dict[str, Any]) -> None:
     """The measurements are the JSON report's figures."""
     if command == "connections":

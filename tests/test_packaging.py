@@ -110,6 +110,7 @@ def test_every_command_runs_offline_from_the_installed_wheel(installed: Path, tm
         "recommend": (["--snapshot", str(incident)], 0),
         "pgbouncer": (["--snapshot", str(write_pgbouncer_snapshot(tmp_path / "pgb.json"))], 0),
         "timeline": ([str(FIXTURES / "recording-incident.jsonl")], 0),
+        "triage": (["--snapshot", str(incident)], 0),
     }
     env = {"PATH": f"{installed}:/usr/bin:/bin", "NO_COLOR": "1", "HOME": str(tmp_path)}
     for command, (args, code) in runs.items():

@@ -151,6 +151,19 @@ def capture(db: Database, server: ServerInfo, activity: list[ActivityRow]) -> Lo
     return _collect(db, server, activity, details=True, summary=True)
 
 
+def from_activity(
+    db: Database,
+    server: ServerInfo,
+    activity: list[ActivityRow],
+    *,
+    details: bool = True,
+    summary: bool = False,
+) -> LocksData:
+    """The dataset from a pg_stat_activity read the caller made (`pgdoctor triage`): pg_locks read once,
+    only when someone waits, and the whole lock table summarised only when asked."""
+    return _collect(db, server, activity, details=details, summary=summary)
+
+
 def _collect(
     db: Database, server: ServerInfo, activity: list[ActivityRow], *, details: bool, summary: bool
 ) -> LocksData:

@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from pgdoctor import __version__
 from pgdoctor.analyze.findings import Finding
 
-CONNECTIONS = ("connections",)
+# triage holds the reports of connections, locks, slow-queries and pgbouncer: it emits their union
+CONNECTIONS = ("connections", "triage")
 SAMPLE = ("connections --sample",)
-LOCKS = ("locks",)
-SLOW = ("slow-queries",)
-PGBOUNCER = ("pgbouncer",)
-EVERY = ("connections", "locks", "slow-queries", "pgbouncer")
+LOCKS = ("locks", "triage")
+SLOW = ("slow-queries", "triage")
+PGBOUNCER = ("pgbouncer", "triage")
+EVERY = ("connections", "locks", "slow-queries", "pgbouncer", "triage")
 POOL = ("database", "user")
 UNIT = ("application", "client", "user")  # a --sample unit
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from pgdoctor.analyze.pgbouncer import PgBouncerReport
     from pgdoctor.analyze.sample import SampleReport
     from pgdoctor.analyze.slow_queries import SlowQueriesReport
+    from pgdoctor.analyze.triage import TriageReport
 
 
 def _maximum(f: Family, values: dict[str, list[float | None]]) -> Family:
@@ -207,6 +208,17 @@ def pgbouncer_metrics(report: PgBouncerReport) -> list[Family]:
     ]
 
 
+def triage_metrics(report: TriageReport) -> str:
+    """triage: the union of what its sub-reports measure (slow-queries' only when pg_stat_statements
+    could be read: triage reports that as a note), with every command's findings under command="triage"."""
+    families = connections_metrics(report.connections) + locks_metrics(report.locks)
+    if report.slow_queries.unusable is None:
+        families += slow_queries_metrics(report.slow_queries)
+    if report.pgbouncer is not None:
+        families += pgbouncer_metrics(report.pgbouncer)
+    return exposition("triage", families, report.every_finding, server_version=report.server.version)
+
+
 def metrics_of(command: str, report: Any) -> str:
     """The exposition of one command's report: its measurements, findings, pgdoctor_up (0 when the
     report could not read its source at all) and pgdoctor_info."""
@@ -215,7 +227,10 @@ def metrics_of(command: str, report: Any) -> str:
     from pgdoctor.analyze.pgbouncer import PgBouncerReport
     from pgdoctor.analyze.sample import SampleReport
     from pgdoctor.analyze.slow_queries import SlowQueriesReport
+    from pgdoctor.analyze.triage import TriageReport
 
+    if isinstance(report, TriageReport):
+        return triage_metrics(report)
     if isinstance(report, PgBouncerReport):
         return exposition(command, pgbouncer_metrics(report), report.findings, server_version=report.version)
     measure: Any = {
