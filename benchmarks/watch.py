@@ -157,7 +157,8 @@ def report(name: str, result: dict[str, Any], ticks: int, bare: list[str]) -> No
         f"{result['tick_min_ms'] / result['bare_min_ms']:.2f}x"
     )
     print(
-        f"  vs one run of `pgdoctor {name.split(maxsplit=1)[0]}` (without --watch; mean of {result['runs']}): "
+        f"  vs one run of `pgdoctor {name.split(maxsplit=1)[0]}` "
+        f"(without --watch; mean of {result['runs']}): "
         f"{result['per_run_ms']:.3f} ms: {result['per_tick_ms'] / result['per_run_ms']:.2f}x"
     )
     print(f"pgdoctor CPU per tick: {1000 * result['cpu'] / ticks:.1f} ms (start-up included)")
