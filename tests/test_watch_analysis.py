@@ -250,3 +250,37 @@ def test_usage_errors(args: list[str], needle: str) -> None:
     assert result.exit_code == 2, (result.stdout, result.stderr)
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], result.stderr
+
+
+def test_the_screen_shows_changes_and_findings_above_the_report() -> None:
+    import io
+
+    from rich.console import Console
+
+    from pgdoctor.render.connections import document
+    from pgdoctor.render.watch import screen
+
+    report = analyze_connections(load_dataset(INCIDENT, "connections", ConnectionsData))
+    now = connections_picture(report, 1_765_000_010.0)
+    start = dataclasses.replace(now, at=1_765_000_000.0, counts={}, findings={})
+    delta = compare(start, start, now, tick=6)
+    out = io.StringIO()
+    Console(file=out, width=200, no_color=True).print(screen(document(report), now, delta, 2.0))
+    text = out.getvalue()
+    assert "--watch 2s · tick 6 at " in text and "10s since start · Ctrl-C to stop" in text
+    changes, findings, title = (
+        text.index("Changes (sessions per application)"),
+        text.index("Findings"),
+        text.index("pgdoctor connections: PostgreSQL"),
+    )
+    assert changes < findings < title
+    assert report.findings and f"finding raised: {finding_key_of(report.findings[0])}" in text
+    group = report.groups[0]
+    assert any(
+        line.split()[:4] == [group.key, str(group.total), f"+{group.total}", f"+{group.total}"]
+        for line in text.splitlines()
+    ), text
+
+
+def finding_key_of(f: Finding) -> str:
+    return f"{f.code} [{f.subject}]"

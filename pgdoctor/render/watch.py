@@ -142,7 +142,8 @@ def _member_lines(delta: Delta) -> list[tuple[str, str]]:
 
 
 def screen(doc: Document, picture: Picture, delta: Delta, interval_s: float) -> Any:
-    """The live screen: a header, what changed, then the command's report as it draws it on a terminal."""
+    """The live screen: a header, what changed, the findings, then the command's report as it draws it
+    on a terminal."""
     from rich.console import Group
     from rich.text import Text as RichText
 
@@ -154,6 +155,15 @@ def screen(doc: Document, picture: Picture, delta: Delta, interval_s: float) -> 
     parts: list[Any] = [_rich_line(head, "bold reverse"), _rich_table(changes_table(picture, delta))]
     for what, text in _member_lines(delta):
         parts.append(_rich_line(what + text, "bold"))
+    # the findings before the report's tables: what does not fit the terminal is cut at the bottom
+    if doc.show_findings:
+        parts.append(_rich_line("Findings", "bold"))
+        if not doc.findings:
+            parts.append(_rich_line("no findings", "green"))
+        for f in doc.findings:
+            head_line, *rest = finding_lines(f)
+            parts.append(_rich_line(head_line, SEVERITY_STYLE[f.severity.value]))
+            parts += [_rich_line(text) for text in rest]
     if doc.title:
         parts.append(_rich_line(doc.title, "bold"))
     for section in doc.sections:
@@ -165,12 +175,4 @@ def screen(doc: Document, picture: Picture, delta: Delta, interval_s: float) -> 
             parts += [_rich_tree(root) for root in section.roots] or [_rich_line("(none)")]
         else:
             parts.append(RichText("\n".join(map(safe, section.lines)), style=section.style))
-    if doc.show_findings:
-        parts.append(_rich_line("Findings", "bold"))
-        if not doc.findings:
-            parts.append(_rich_line("no findings", "green"))
-        for f in doc.findings:
-            head_line, *rest = finding_lines(f)
-            parts.append(_rich_line(head_line, SEVERITY_STYLE[f.severity.value]))
-            parts += [_rich_line(text) for text in rest]
     return Group(*parts)
