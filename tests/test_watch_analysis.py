@@ -236,7 +236,6 @@ def test_watch_alone_with_a_value_from_the_environment_and_the_config(
         (["connections", "--watch", "-s", str(INCIDENT)], "--watch: not with --snapshot"),
         (["connections", "--watch", "1", "--sample", "1s"], "--watch: not with --sample"),
         (["connections", "--watch", "--ps"], "--watch: not with --ps"),
-        (["connections", "--watch", "--pgbouncer-dsn", "x"], "--watch: not with --pgbouncer-dsn"),
         (["connections", "--watch", "-f", "csv"], "not with --format csv"),
         (["locks", "--watch", "-f", "markdown", "-d", "x"], "not with --format markdown"),
         (["locks", "--watch", "-s", str(LOCKS)], "--watch: not with --snapshot"),

@@ -270,6 +270,33 @@ def test_pgbouncer_in_a_pipe_clients_waiting_appear_and_drain(
     )
 
 
+def test_connections_with_pgbouncer_dsn_names_the_clients_behind_the_pool(
+    pg: Cluster, bouncer: PgBouncer, watching: Callable[..., Watching]
+) -> None:
+    """Three layers, watched: the server connection PgBouncer lends a client counts under the client's
+    application, `(via pgbouncer)`, each tick (its console read on its own one connection)."""
+    admin = bouncer.dsn(dbname="pgbouncer")
+    w = watching("connections", "--watch", "0.5", "-d", pg.dsn(), "--pgbouncer-dsn", admin)
+    first, _ = w.line(lambda t: " connections tick 1 |" in t, "the first tick")
+    own = poll(lambda: pgdoctor_pids(pg), "pgdoctor's backend")
+    holder = bouncer.connect(application_name="holder")
+    try:
+        holder.execute("BEGIN")
+        holder.execute("SELECT 1")  # a server connection lent to this client for its transaction
+        held, _ = w.line(lambda t: "holder (via pgbouncer)=1 (+1" in t, "the client behind the pool", first)
+        holder.execute("COMMIT")
+        w.line(lambda t: "holder (via pgbouncer)=0 (-1" in t, "the transaction to end", held + 1)
+    finally:
+        holder.close()
+    consoles = [c for c in bouncer.admin("SHOW CLIENTS") if c["database"] == "pgbouncer"]
+    assert len(consoles) == 2  # pgdoctor's console connection, held all along, and the admin query's own
+    stopped_cleanly(pg, w, own[0])
+    poll(
+        lambda: len([c for c in bouncer.admin("SHOW CLIENTS") if c["database"] == "pgbouncer"]) == 1,
+        "pgdoctor's console connection to go",
+    )
+
+
 def tmux(*args: str) -> str:
     return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True).stdout
 

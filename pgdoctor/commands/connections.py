@@ -100,7 +100,7 @@ def connections(
     if watch is not None:
         from pgdoctor.commands.watching import refuse
 
-        refuse(fmt, snapshot=snapshot, sample=sample, ps=ps, pgbouncer_dsn=pgbouncer_dsn)
+        refuse(fmt, snapshot=snapshot, sample=sample, ps=ps)
     if sample is not None and (ps or pgbouncer_dsn):
         raise PgDoctorError(
             "--sample reads pg_stat_activity over SQL: not with --ps or --pgbouncer-dsn", ExitCode.USAGE
@@ -170,6 +170,7 @@ def connections(
         watch_connections(
             watch,
             dsn,
+            pgbouncer_dsn,
             fmt,
             timeout,
             report_of,

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from pgdoctor.analyze.connections import ConnectionsReport
     from pgdoctor.analyze.locks import LocksReport
     from pgdoctor.analyze.pgbouncer import PgBouncerReport
+    from pgdoctor.analyze.sessions import ViaPgBouncer
     from pgdoctor.analyze.watch import Delta, Picture
     from pgdoctor.collect.connections import ConnectionsData
     from pgdoctor.collect.locks import LocksData
@@ -157,25 +158,34 @@ def run(interval_s: float, fmt: Format, step: Callable[[], Frame], sleep: Callab
 def watch_connections(
     text: str,
     dsn: str | None,
+    pgbouncer_dsn: str | None,
     fmt: Format,
     timeout: float,
-    report_of: Callable[[ConnectionsData], ConnectionsReport],
+    report_of: Callable[[ConnectionsData, dict[int, ViaPgBouncer] | None], ConnectionsReport],
     document: Callable[[ConnectionsReport], Document],
 ) -> None:
-    """`connections --watch`: the settings once, then pg_stat_activity and the analysis each tick."""
+    """`connections --watch`: the settings once, then pg_stat_activity and the analysis each tick (with
+    --pgbouncer-dsn, PgBouncer's clients and servers right after, on its console's one connection)."""
+    from contextlib import ExitStack
+
+    from pgdoctor.analyze.pgbouncer_rows import via_map
     from pgdoctor.analyze.watch import connections_picture
     from pgdoctor.collect.activity import collect_activity
     from pgdoctor.collect.connections import SETTINGS, capture
+    from pgdoctor.collect.pgbouncer import connect_console, read_console
     from pgdoctor.collect.server import collect_server
     from pgdoctor.db import connect
     from pgdoctor.render import connections as render
 
     interval = parse_interval(text)
-    with suppress(KeyboardInterrupt), connect(dsn, timeout) as db:
+    with suppress(KeyboardInterrupt), ExitStack() as stack:
+        db = stack.enter_context(connect(dsn, timeout))
+        console = stack.enter_context(connect_console(pgbouncer_dsn, timeout)) if pgbouncer_dsn else None
         server = collect_server(db, SETTINGS)
 
         def step() -> Frame:
-            report = report_of(capture(db, server, collect_activity(db)))
+            data = capture(db, server, collect_activity(db))
+            report = report_of(data, via_map(read_console(console)) if console is not None else None)
             return Frame(
                 connections_picture(report, time.time()),
                 lambda: render.to_json(report),
