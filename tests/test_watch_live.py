@@ -338,11 +338,13 @@ def test_connections_live_screen_in_a_terminal(pg: Cluster, sessions: Sessions, 
 
 
 def test_idle_session_timeout_does_not_end_the_watch(pg: Cluster, watching: Callable[..., Watching]) -> None:
-    """Between ticks pgdoctor's session is idle: Database.sleep keeps it under idle_session_timeout."""
+    """Between ticks pgdoctor's session is idle: Database.sleep keeps it under idle_session_timeout, with a
+    cheap read at half of it (seen in pg_stat_statements: `SELECT /* pgdoctor */ $1`)."""
     role = "watch_idle"
     pg.sql(f"DROP ROLE IF EXISTS {role}")
     pg.sql(f"CREATE ROLE {role} LOGIN IN ROLE pg_read_all_stats")
     pg.sql(f"ALTER ROLE {role} SET idle_session_timeout = '1s'")
+    pg.sql("SELECT pg_stat_statements_reset()")
     try:
         # ticks 3 s apart: more than idle_session_timeout
         w = watching("connections", "--watch", "3", "-d", pg.dsn(user=role))
@@ -350,5 +352,9 @@ def test_idle_session_timeout_does_not_end_the_watch(pg: Cluster, watching: Call
         own = pgdoctor_pids(pg)
         assert len(own) == 1
         stopped_cleanly(pg, w, own[0])
+        keepalive = pg.sql(
+            "SELECT sum(calls) FROM pg_stat_statements WHERE query = 'SELECT /* pgdoctor */ $1'"
+        )[0][0]
+        assert keepalive is not None and keepalive >= 4, keepalive  # two ticks' pauses, two a pause at least
     finally:
         pg.sql(f"DROP ROLE IF EXISTS {role}")
