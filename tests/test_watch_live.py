@@ -301,40 +301,107 @@ def tmux(*args: str) -> str:
     return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True).stdout
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)")
-def test_connections_live_screen_in_a_terminal(pg: Cluster, sessions: Sessions, tmp_path: Path) -> None:
+class Terminal:
+    """`pgdoctor …` on a real terminal: a detached tmux session of 200x60, its screen read with
+    capture-pane, keys sent with send-keys; the exit status written to a file when pgdoctor ends."""
+
+    def __init__(self, tmp_path: Path, *args: str) -> None:
+        self.status = tmp_path / "status"
+        self.name = f"pgdoctor-watch-{uuid.uuid4().hex[:8]}"
+        exports = " ".join(f"{k}={v!r}" for k, v in env().items() if k in ("PYTHONPATH", "XDG_CONFIG_HOME"))
+        words = " ".join(f"'{a}'" for a in args)
+        command = (
+            # the terminal's own size (not the test runner's COLUMNS), colours as a terminal has them
+            f"env -u NO_COLOR -u COLUMNS -u LINES {exports} {sys.executable} -m pgdoctor {words}; "
+            f"echo $? > {self.status}; sleep 600"
+        )
+        tmux("new-session", "-d", "-s", self.name, "-x", "200", "-y", "60", command)
+
+    def screen(self) -> str:
+        return tmux("capture-pane", "-p", "-t", self.name)
+
+    def showing(self, pattern: str, what: str) -> str:
+        """The screen, once `pattern` (a regular expression, multiline) is on it."""
+        found = re.compile(pattern, re.MULTILINE)
+        text: str = poll(lambda: (s := self.screen()) and found.search(s) and s, what)
+        return text
+
+    def ctrl_c(self) -> str:
+        """Ctrl-C as a key; the exit status."""
+        assert not self.status.exists()  # still running until now
+        tmux("send-keys", "-t", self.name, "C-c")
+        poll(lambda: self.status.exists() and self.status.read_text().strip(), "the exit status")
+        return self.status.read_text().strip()
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True, check=False)
+
+
+@pytest.fixture
+def terminal(tmp_path: Path) -> Iterator[Callable[..., Terminal]]:
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed (apt-get install tmux)")
+    started: list[Terminal] = []
+
+    def start(*args: str) -> Terminal:
+        started.append(Terminal(tmp_path, *args))
+        return started[-1]
+
+    yield start
+    for t in started:
+        t.close()
+
+
+def test_connections_live_screen_in_a_terminal(
+    pg: Cluster, sessions: Sessions, terminal: Callable[..., Terminal]
+) -> None:
     app = f"tty-{uuid.uuid4().hex[:6]}"
-    status = tmp_path / "status"
-    name = f"pgdoctor-watch-{uuid.uuid4().hex[:8]}"
-    exports = " ".join(f"{k}={v!r}" for k, v in env().items() if k in ("PYTHONPATH", "XDG_CONFIG_HOME"))
-    command = (
-        # the terminal's own size (not the test runner's COLUMNS), colours as a terminal has them
-        f"env -u NO_COLOR -u COLUMNS -u LINES {exports} "
-        f"{sys.executable} -m pgdoctor connections --watch 1 -d '{pg.dsn()}'; "
-        f"echo $? > {status}; sleep 600"
-    )
-    tmux("new-session", "-d", "-s", name, "-x", "200", "-y", "60", command)
+    term = terminal("connections", "--watch", "1", "-d", pg.dsn())
+    text = term.showing(r"^Changes \(sessions per application\)", "the screen")
+    assert "--watch 1s · tick" in text and "Ctrl-C to stop" in text
+    assert "Client sessions by application" in text  # the command's own table below the changes
+    own = poll(lambda: pgdoctor_pids(pg), "pgdoctor's backend")
+    sessions.idle(app, 2)
+    # its row of the changes: 2 now, +2 since the start; and of the command's table: 2 in all, 2 idle
+    text = term.showing(rf"^\s*{re.escape(app)}\s+2\s+[+]\d+\s+\+2\s*$", "the app's 2 new sessions")
+    assert re.search(rf"^\s*{re.escape(app)}\s+2\s+0\s+2\s", text, re.MULTILINE)
+    assert term.ctrl_c() == "0"
+    poll(lambda: own[0] not in pgdoctor_pids(pg), "pgdoctor's backend to go")
+    assert "Traceback" not in term.screen() and "interrupted" not in term.screen()
+
+
+def test_locks_live_screen_in_a_terminal(
+    pg: Cluster, sessions: Sessions, terminal: Callable[..., Terminal]
+) -> None:
+    table = f"tty_{uuid.uuid4().hex[:6]}"
+    pg.sql(f"CREATE TABLE {table} (id int)")
     try:
-
-        def screen() -> str:
-            return tmux("capture-pane", "-p", "-t", name)
-
-        text = poll(lambda: (s := screen()) and "Changes (sessions per application)" in s and s, "the screen")
-        assert "--watch 1s · tick" in text and "Ctrl-C to stop" in text
-        assert "Client sessions by application" in text  # the command's own table below the changes
+        term = terminal("locks", "--watch", "1", "-d", pg.dsn())
+        term.showing(r"^Changes \(sessions held up per root blocker\)", "the screen")
         own = poll(lambda: pgdoctor_pids(pg), "pgdoctor's backend")
-        sessions.idle(app, 2)
-        row = re.compile(rf"^\s*{re.escape(app)}\s+2\s+[+]\d+\s+\+2\s*$", re.MULTILINE)
-        text = poll(lambda: (s := screen()) and row.search(s) and s, "the app's 2 new sessions on screen")
-        assert re.search(rf"^\s*{re.escape(app)}\s+2\s+0\s+2\s", text, re.MULTILINE)  # 2 idle in its row
-        assert not status.exists()  # still running
-        tmux("send-keys", "-t", name, "C-c")
-        poll(lambda: status.exists() and status.read_text().strip(), "the exit status")
-        assert status.read_text().strip() == "0"
+        holder = sessions.open("holder")
+        holder.execute("BEGIN")
+        holder.execute(f"LOCK TABLE {table}".encode())
+        blocker = holder.info.backend_pid
+        waiter = sessions.send("waiter", f"SELECT count(*) FROM {table}")
+        wait_for_lock_waits(pg, [waiter], timeout=DEADLINE_S)
+        # the blocker's row (1 held up, +1 since the start), then the tree of the command's own report
+        text = term.showing(rf"^\s*pid {blocker}\s+1\s+[+]\d\s+\+1\s*$", "the blocker's row")
+        assert re.search(r"^\s*blockers\s+1\s", text, re.MULTILINE), text
+        assert str(waiter) in text
+        holder.execute("COMMIT")
+        # "ended since last tick: pid …" shows for one tick; the blockers' row at 0 stays (a busy machine
+        # may read the screen less often than once a tick)
+        term.showing(
+            rf"(^ended since last tick: pid {blocker} \(holder)|(^\s*blockers\s+0\s+-1\s+\+0\s*$)"
+            r"|(^\s*blockers\s+0\s+\+0\s+\+0\s*$)",
+            "the blocker to end",
+        )
+        assert term.ctrl_c() == "0"
         poll(lambda: own[0] not in pgdoctor_pids(pg), "pgdoctor's backend to go")
-        assert "Traceback" not in screen() and "interrupted" not in screen()
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True, check=False)
+        sessions.close()
+        pg.sql(f"DROP TABLE {table}")
 
 
 def test_idle_session_timeout_does_not_end_the_watch(pg: Cluster, watching: Callable[..., Watching]) -> None:
