@@ -57,7 +57,7 @@ EXAMPLES: dict[str, list[str]] = {
     ],
     "pgbouncer": [
         "pgdoctor pgbouncer -d postgresql://stats@pgb1:6432/pgbouncer",
-        "pgdoctor pgbouncer -d postgresql://stats@pgb1:6432/pgbouncer --postgres-dsn service=prod",
+        "pgdoctor pgbouncer -d postgresql://stats@pgb1:6432/pgbouncer --postgres-dsn service=prod --watch",
         "pgdoctor pgbouncer --snapshot incident.json -f json",
     ],
     "snapshot": [

@@ -102,6 +102,22 @@ PostgresDsnOpt = Annotated[
 ]
 FullOpt = Annotated[bool, typer.Option("--full", help="Show whole query texts.")]
 
+# Options whose value may be left out, and the value they then take: `--watch` alone is `--watch 2s`
+# (click as typer ships it has no optional values: Command.parse_args writes the value in).
+OPTIONAL_VALUES = {"--watch": "2s"}
+
+
+def with_optional_values(args: list[str], opts: set[str]) -> list[str]:
+    """`--watch` followed by nothing or by another option -> `--watch=2s` (see OPTIONAL_VALUES), for the
+    options in `opts` (the command's own); everything after `--` stays as it is."""
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return out + args[i:]
+        bare = i + 1 == len(args) or args[i + 1].startswith("-")
+        out.append(f"{arg}={OPTIONAL_VALUES[arg]}" if arg in opts and bare else arg)
+    return out
+
 
 # Every number an option takes (thresholds in seconds, %, counts; --timeout; --cpus …) is finite, not
 # negative, and at most this: larger is no threshold but a typo (1e12 s is 31,700 years).
@@ -280,6 +296,11 @@ class Command(TyperCommand):
             if param.param_type_name == "option":
                 param.envvar = envvar_name(param)
                 param.show_envvar = True  # type: ignore[attr-defined]
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        opts = {o for p in self.params for o in getattr(p, "opts", ()) if o in OPTIONAL_VALUES}
+        result: list[str] = super().parse_args(ctx, with_optional_values(args, opts) if opts else args)
+        return result
 
     def invoke(self, ctx: Any) -> Any:
         # the config file's servers yield to --snapshot (it says: read the file, not the target)

@@ -146,6 +146,13 @@ def collect(db: Database, *, details: bool = True, summary: bool = True) -> Lock
     return _collect(db, server, collect_activity(db), details=details, summary=summary)
 
 
+def collect_again(
+    db: Database, server: ServerInfo, *, details: bool = True, summary: bool = False
+) -> LocksData:
+    """What `collect` reads but the server's settings and role, already known (`locks --watch`'s ticks)."""
+    return _collect(db, server, collect_activity(db), details=details, summary=summary)
+
+
 def capture(db: Database, server: ServerInfo, activity: list[ActivityRow]) -> LocksData:
     """The dataset for a snapshot, from the server and pg_stat_activity it read once: with both scans."""
     return _collect(db, server, activity, details=True, summary=True)
