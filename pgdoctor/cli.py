@@ -18,16 +18,19 @@ from pgdoctor.options import EVERY_COMMAND, Command, harden
 # the command it names (typer turns each function's options into a click command, which costs some ms
 # each); `pgdoctor`, `pgdoctor --help` and an unknown name build them all (pgdoctor.cli.app).
 COMMANDS = {
+    "triage": ("pgdoctor.commands.triage", "triage"),
     "connections": ("pgdoctor.commands.connections", "connections"),
     "locks": ("pgdoctor.commands.locks", "locks"),
     "slow-queries": ("pgdoctor.commands.slow_queries", "slow_queries"),
     "recommend": ("pgdoctor.commands.recommend", "recommend"),
     "pgbouncer": ("pgdoctor.commands.pgbouncer", "pgbouncer"),
     "snapshot": ("pgdoctor.commands.snapshot", "snapshot"),
+    "record": ("pgdoctor.commands.record", "record"),
+    "timeline": ("pgdoctor.commands.timeline", "timeline"),
 }
 
 # The command to run first, mid-incident: what `pgdoctor` alone names.
-FIRST = "connections -d postgresql://USER@HOST:5432/DBNAME"
+FIRST = "triage -d postgresql://USER@HOST:5432/DBNAME"
 
 # Two or three examples of real use, at the end of each command's --help (tests/test_docs.py parses
 # each one against the command line, so an example cannot go stale).
@@ -54,12 +57,26 @@ EXAMPLES: dict[str, list[str]] = {
     ],
     "pgbouncer": [
         "pgdoctor pgbouncer -d postgresql://stats@pgb1:6432/pgbouncer",
-        "pgdoctor pgbouncer -d postgresql://stats@pgb1:6432/pgbouncer --postgres-dsn service=prod",
+        "pgdoctor pgbouncer -d postgresql://stats@pgb1:6432/pgbouncer --postgres-dsn service=prod --watch",
         "pgdoctor pgbouncer --snapshot incident.json -f json",
     ],
     "snapshot": [
         "pgdoctor snapshot -d service=prod -o incident.json",
         "pgdoctor snapshot --target prod --pgbouncer-dsn postgresql://stats@pgb1:6432/pgbouncer -o -",
+    ],
+    "record": [
+        "pgdoctor record -d service=prod -o incident.jsonl --every 5s --for 30m",
+        "pgdoctor record --target prod --pgbouncer-dsn postgresql://stats@pgb1:6432/pgbouncer -o pgb.jsonl",
+    ],
+    "timeline": [
+        "pgdoctor timeline incident.jsonl",
+        "pgdoctor timeline incident.jsonl --html incident.html --utc",
+        "pgdoctor timeline incident.jsonl -f csv --rows 0",
+    ],
+    "triage": [
+        "pgdoctor triage -d service=prod --pgbouncer-dsn postgresql://stats@pgb1:6432/pgbouncer",
+        "pgdoctor triage --target prod --fail-on critical -f json",
+        "pgdoctor triage --snapshot incident.json -f markdown",
     ],
 }
 
@@ -74,7 +91,7 @@ def short_help() -> str:
     return (
         f"pgdoctor {__version__}: PostgreSQL diagnostics for the person on call.\n\n"
         f"Start with:  pgdoctor {FIRST}\n"
-        "             (who holds the connections, against the real capacity: the first look)\n"
+        "             (every diagnosis in one read, one problem per cause, what to do first at the top)\n"
         f"Commands:    {', '.join(COMMANDS)}\n"
         "More:        pgdoctor --help, pgdoctor COMMAND --help\n"
     )

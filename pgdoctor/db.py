@@ -153,10 +153,7 @@ class Database:
         self.via_pooler = server_pid != self.conn.info.backend_pid or not same_endpoint(
             local_endpoint(self.conn.pgconn.socket), client_addr, client_port
         )
-        try:
-            self.idle_session_timeout_ms = int(idle or 0)
-        except ValueError:
-            self.idle_session_timeout_ms = 0
+        self.idle_session_timeout_ms = setting_ms(idle)
 
     def deadline_error(self) -> PgDoctorError:
         """No answer within --timeout plus the margin: say where pgdoctor was left waiting."""
@@ -182,6 +179,20 @@ class Database:
             "pgdoctor's backend, the server or the network is stalled; gave up",
             ExitCode.QUERY_FAILED,
         )
+
+
+_TIME_UNITS_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def setting_ms(value: Any) -> int:
+    """A time setting as current_setting() shows it ('0', '1s', '500ms', '2min') in milliseconds; 0 when
+    unset or unreadable.
+
+    >>> setting_ms("1s"), setting_ms("500ms"), setting_ms("2min"), setting_ms("0"), setting_ms(None)
+    (1000, 500, 120000, 0, 0)
+    """
+    m = re.fullmatch(r"\s*(\d+)\s*(us|ms|s|min|h|d)?\s*", str(value or "0"))
+    return int(int(m.group(1)) * _TIME_UNITS_MS[m.group(2) or "ms"]) if m else 0
 
 
 class _Deadline:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import typing
 from collections.abc import Callable
 from enum import StrEnum
@@ -58,7 +59,8 @@ FormatOpt = Annotated[
         "--format",
         "-f",
         help="auto = table on a terminal, plain in a pipe. Text formats show control characters "
-        "escaped (\\x1b); markdown escapes its own syntax; json keeps the exact text.",
+        "escaped (\\x1b); markdown escapes its own syntax; json keeps the exact text; openmetrics = "
+        "Prometheus gauges (README: Metrics).",
         case_sensitive=False,
     ),
 ]
@@ -99,6 +101,22 @@ PostgresDsnOpt = Annotated[
     ),
 ]
 FullOpt = Annotated[bool, typer.Option("--full", help="Show whole query texts.")]
+
+# Options whose value may be left out, and the value they then take: `--watch` alone is `--watch 2s`
+# (click as typer ships it has no optional values: Command.parse_args writes the value in).
+OPTIONAL_VALUES = {"--watch": "2s"}
+
+
+def with_optional_values(args: list[str], opts: set[str]) -> list[str]:
+    """`--watch` followed by nothing or by another option -> `--watch=2s` (see OPTIONAL_VALUES), for the
+    options in `opts` (the command's own); everything after `--` stays as it is."""
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return out + args[i:]
+        bare = i + 1 == len(args) or args[i + 1].startswith("-")
+        out.append(f"{arg}={OPTIONAL_VALUES[arg]}" if arg in opts and bare else arg)
+    return out
 
 
 # Every number an option takes (thresholds in seconds, %, counts; --timeout; --cpus …) is finite, not
@@ -189,14 +207,32 @@ def obtain_pair(
         return collector(first[0])(db), collector(second[0])(db)
 
 
-def emit_report(fmt: Format, to_json: Callable[[], Any], document: Callable[[], Document]) -> None:
-    """Print a command's result: its JSON contract for --format json, else its document."""
+def emit_report(
+    fmt: Format,
+    to_json: Callable[[], Any],
+    document: Callable[[], Document],
+    metrics: Callable[[], str] | None = None,
+) -> None:
+    """Print a command's result: its JSON contract for --format json, its metrics (the OpenMetrics text)
+    for --format openmetrics, else its document."""
     from pgdoctor.render.document import emit, emit_json
 
     if fmt is Format.JSON:
         emit_json(to_json())
+    elif fmt is Format.OPENMETRICS:
+        if metrics is None:
+            raise PgDoctorError(
+                "--format openmetrics: this command measures nothing to export", ExitCode.USAGE
+            )
+        text = metrics()
+        _EMITTED.append(True)
+        sys.stdout.write(text)
     else:
         emit(document(), fmt)
+
+
+# --format openmetrics: set once a command has written its metrics (a later error adds no pgdoctor_up 0)
+_EMITTED: list[bool] = []
 
 
 # Every command of the command line, built: the config file's keys are checked against all of them (only
@@ -261,10 +297,26 @@ class Command(TyperCommand):
                 param.envvar = envvar_name(param)
                 param.show_envvar = True  # type: ignore[attr-defined]
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        opts = {o for p in self.params for o in getattr(p, "opts", ()) if o in OPTIONAL_VALUES}
+        result: list[str] = super().parse_args(ctx, with_optional_values(args, opts) if opts else args)
+        return result
+
     def invoke(self, ctx: Any) -> Any:
         # the config file's servers yield to --snapshot (it says: read the file, not the target)
         if ctx.params.get("snapshot") is not None:
             for name in ("dsn", "postgres_dsn", "pgbouncer_dsn"):
                 if name in ctx.params and ctx.get_parameter_source(name) is DEFAULT_MAP:
                     ctx.params[name] = None
-        return super().invoke(ctx)
+        _EMITTED.clear()
+        try:
+            return super().invoke(ctx)
+        except PgDoctorError as exc:
+            # --format openmetrics and the command failed once its options were read (no server, no
+            # privilege, a query failed): pgdoctor_up 0 on stdout, the error on stderr, the same exit code
+            failed = exc.exit_code != ExitCode.USAGE and not _EMITTED
+            if failed and str(ctx.params.get("fmt")) == Format.OPENMETRICS:
+                from pgdoctor.render.openmetrics import down
+
+                sys.stdout.write(down(ctx.info_name or ""))
+            raise

@@ -81,7 +81,7 @@ def test_version_is_the_packages() -> None:
 def test_pgdoctor_alone_names_the_command_to_run_first() -> None:
     result = run_cli()
     assert result.returncode == 2, result  # documented: no command is a usage error
-    assert result.stdout.splitlines()[2].startswith("Start with:  pgdoctor connections -d "), result.stdout
+    assert result.stdout.splitlines()[2].startswith("Start with:  pgdoctor triage -d "), result.stdout
     assert len(result.stdout.splitlines()) <= 8  # short, not the full --help
     assert "Usage:" not in result.stdout and result.stderr == ""
 
@@ -138,7 +138,8 @@ def test_every_environment_variable_sets_its_option(
 ) -> None:
     text, expected = sample(param)
     monkeypatch.setenv(param.envvar, text)
-    required = ["-o", "-"] if command == "snapshot" and param.name != "output" else []
+    required = ["-o", "-"] if command in ("snapshot", "record") and param.name != "output" else []
+    required += ["recording.jsonl"] if command == "timeline" else []
     ctx = parsed(command, *required)
     value = ctx.params[param.name]
     value = str(value) if isinstance(value, Path) else getattr(value, "value", value)
@@ -384,7 +385,7 @@ def test_bash_completion_completes_commands_options_and_choices(
     assert sorted(options) == ["--idle-xact-crit", "--idle-xact-warn"]
     assert "--target" in complete_in_bash(on_path, str(script), ["pgdoctor", "locks", "--ta"])
     formats = complete_in_bash(on_path, str(script), ["pgdoctor", "locks", "--format", ""])
-    assert formats == ["auto", "table", "plain", "markdown", "csv", "json"]
+    assert formats == ["auto", "table", "plain", "markdown", "csv", "json", "openmetrics"]
 
 
 @pytest.mark.parametrize("shell", ["zsh", "fish"])

@@ -275,8 +275,13 @@ def test_snapshot_usage_errors(tmp_path: Path) -> None:
 def test_every_command_module_is_registered() -> None:
     from pgdoctor import cli
 
-    # sampling.py is the sampling loop shared by connections and snapshot --sample, not a command
-    modules = {p.stem for p in (ROOT / "pgdoctor" / "commands").glob("*.py")} - {"__init__", "sampling"}
+    # sampling.py is the sampling loop shared by connections and snapshot --sample, watching.py the
+    # --watch loop of connections, locks and pgbouncer: not commands
+    modules = {p.stem for p in (ROOT / "pgdoctor" / "commands").glob("*.py")} - {
+        "__init__",
+        "sampling",
+        "watching",
+    }
     assert {module.rsplit(".", 1)[1] for module, _ in cli.COMMANDS.values()} == modules
     assert list(typer.main.get_command(cli.app).commands) == list(cli.COMMANDS)  # type: ignore[attr-defined]
 

@@ -65,6 +65,8 @@ OPTION_CONSTANTS: dict[str, dict[str, float]] = {
     },
     "recommend": {},
     "snapshot": {},
+    "timeline": {},
+    "triage": {},  # each analysis with its command's defaults: no threshold options of its own
     "pgbouncer": {
         "--wait-crit-pct": thresholds.PGB_WAIT_CRIT_PCT,
         "--wait-crit": thresholds.PGB_WAIT_CRIT_S,
@@ -73,6 +75,8 @@ OPTION_CONSTANTS: dict[str, dict[str, float]] = {
         "--client-crit-pct": thresholds.PGB_CLIENT_CRIT_PCT,
     },
 }
+# `record` runs the `connections` analysis at every tick, with the same threshold options
+OPTION_CONSTANTS["record"] = OPTION_CONSTANTS["connections"]
 # thresholds that are not options, as the README's findings tables write them: (pattern, constant)
 FIXED: dict[str, list[tuple[str, float]]] = {
     "connections": [
@@ -92,6 +96,9 @@ FIXED: dict[str, list[tuple[str, float]]] = {
     ],
     "pgbouncer": [],
     "snapshot": [],
+    "record": [],
+    "timeline": [],
+    "triage": [],
 }
 # the analysis functions' keyword defaults, and the constant each must be: (function, {keyword: constant})
 ANALYSIS_DEFAULTS: list[tuple[Callable[..., Any], dict[str, float]]] = [

@@ -18,6 +18,7 @@ COMMANDS = [
     ["locks", "--all", "-f", "json"],
     ["slow-queries", "-f", "json"],
     ["recommend", "--ram", "4GB", "-f", "json"],
+    ["triage", "-f", "json"],
 ]
 
 

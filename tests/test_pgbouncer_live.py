@@ -23,6 +23,7 @@ import pytest
 from tests.conftest import FIXTURES, run_cli
 from tests.pgbouncer import PgBouncer, available, running_pgbouncer
 from tests.pgcluster import SUPERUSER, Cluster
+from tests.promtool import check_metrics, needs_promtool, one, parse, run_rule_tests, values
 
 pytestmark = [
     pytest.mark.server,
@@ -306,3 +307,38 @@ def test_connections_maps_backends_to_pgbouncer_clients(incident: Incident) -> N
         assert groups["healthy (via pgbouncer)"] == 1
     else:  # between its transactions the healthy pool's server connection is the pooler's
         assert groups["pgbouncer (idle server connection)"] == 1
+
+
+@needs_promtool
+def test_openmetrics_of_the_queue(incident: Incident) -> None:
+    """--format openmetrics: promtool accepts it, each pool's cl_waiting/cl_active/sv_active are SHOW POOLS'
+    (read before and after), the waiting holders by application; the shipped rules fed this output fire
+    PgBouncerClientsWaiting for the queued pool alone."""
+    before = incident.pool()
+    result = run_cli("pgbouncer", "--dsn", incident.admin_dsn, "-f", "openmetrics")
+    after = incident.pool()
+    assert result.returncode == 0, result.stderr
+    check_metrics(result.stdout)
+    series = parse(result.stdout)
+    pool = {"database": "postgres", "user": SUPERUSER}
+    assert one(series, "pgdoctor_pgbouncer_pool_clients", **pool, state="waiting") == HOLDERS - POOL
+    assert one(series, "pgdoctor_pgbouncer_pool_clients", **pool, state="active") == POOL
+    assert one(series, "pgdoctor_pgbouncer_pool_servers", **pool, state="active") == POOL
+    assert one(series, "pgdoctor_pgbouncer_pool_size", **pool) == POOL
+    low, high = (p["maxwait"] + p["maxwait_us"] / 1e6 for p in (before, after))
+    assert 0 < low <= one(series, "pgdoctor_pgbouncer_pool_maxwait_seconds", **pool) <= high
+    healthy = {"database": HEALTHY_DB, "user": SUPERUSER}
+    assert one(series, "pgdoctor_pgbouncer_pool_clients", **healthy, state="waiting") == 0
+    assert one(series, "pgdoctor_pgbouncer_application_clients", application="holder", state="waiting") == 4
+    assert ("clients_waiting", f"postgres/{SUPERUSER}") in {
+        (dict(k)["code"], dict(k)["subject"]) for k in values(series, "pgdoctor_finding")
+    }
+    firing = {"alertname": "PgBouncerClientsWaiting", "instance": "bouncer", **pool}
+    run_rule_tests({"bouncer": result.stdout}, [firing])
+    # connections --pgbouncer-dsn: the backends as PostgreSQL counts them, PgBouncer's server connections
+    three = run_cli(
+        "connections", "-d", incident.postgres_dsn, "--pgbouncer-dsn", incident.admin_dsn, "-f", "openmetrics"
+    )
+    assert three.returncode == 0, three.stderr
+    check_metrics(three.stdout)
+    assert one(parse(three.stdout), "pgdoctor_client_connections") >= POOL + 1  # the holders' and healthy's

@@ -130,7 +130,11 @@ def test_every_recorded_snapshot_still_reads() -> None:
 # --- fuzzing ------------------------------------------------------------------------------------------
 
 COMMANDS = {
-    INCIDENT: [["connections", "--sessions", "--full"], ["recommend", "--ram", "64GB", "--app", "w=4x2"]],
+    INCIDENT: [
+        ["connections", "--sessions", "--full"],
+        ["recommend", "--ram", "64GB", "--app", "w=4x2"],
+        ["triage", "--full"],
+    ],
     LOCKS: [["locks", "--all", "--full"]],
     STATEMENTS: [["slow-queries", "--full"]],
     LOCKS_FORMAT_1: [["locks", "--all", "--full"], ["connections"]],

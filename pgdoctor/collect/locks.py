@@ -146,9 +146,29 @@ def collect(db: Database, *, details: bool = True, summary: bool = True) -> Lock
     return _collect(db, server, collect_activity(db), details=details, summary=summary)
 
 
+def collect_again(
+    db: Database, server: ServerInfo, *, details: bool = True, summary: bool = False
+) -> LocksData:
+    """What `collect` reads but the server's settings and role, already known (`locks --watch`'s ticks)."""
+    return _collect(db, server, collect_activity(db), details=details, summary=summary)
+
+
 def capture(db: Database, server: ServerInfo, activity: list[ActivityRow]) -> LocksData:
     """The dataset for a snapshot, from the server and pg_stat_activity it read once: with both scans."""
     return _collect(db, server, activity, details=True, summary=True)
+
+
+def from_activity(
+    db: Database,
+    server: ServerInfo,
+    activity: list[ActivityRow],
+    *,
+    details: bool = True,
+    summary: bool = False,
+) -> LocksData:
+    """The dataset from a pg_stat_activity read the caller made (`pgdoctor triage`): pg_locks read once,
+    only when someone waits, and the whole lock table summarised only when asked."""
+    return _collect(db, server, activity, details=details, summary=summary)
 
 
 def _collect(

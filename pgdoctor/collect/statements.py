@@ -57,7 +57,7 @@ __all__ = [  # the rows and constants live in statements_rows; importers name th
     "EXTENSION_VERSIONS", "NOT_CREATED", "NOT_INSTALLED", "NOT_PRELOADED", "NO_ACCESS", "OK", "ORDER",
     "SETTINGS", "SNAPSHOT_LIMIT", "SORTS", "STATUSES", "UNCONVERTIBLE_QUERY", "UNSUPPORTED",
     "Availability", "InfoRow", "StatementRow", "StatementsData", "Top", "Totals", "availability",
-    "capture", "collect", "in_preload_list",
+    "capture", "collect", "from_activity", "in_preload_list",
 ]  # fmt: skip
 
 QUERIES = {
@@ -75,6 +75,14 @@ def capture(db: Database, server: ServerInfo, activity: list[ActivityRow]) -> St
     """The dataset for a snapshot: the top SNAPSHOT_LIMIT statements of every order, unfiltered, with the
     server and pg_stat_activity it read once."""
     return _collect(db, server, lambda: activity, SORTS, SNAPSHOT_LIMIT, None, None, None, None, True)
+
+
+def from_activity(
+    db: Database, server: ServerInfo, activity: list[ActivityRow], *, sort: str = "total", limit: int = 10
+) -> StatementsData:
+    """The top `limit` statements in one order, with a pg_stat_activity read the caller made (`pgdoctor
+    triage`): where the extension stands, one read of pg_stat_statements, and its info row (1.9+)."""
+    return _collect(db, server, lambda: activity, (sort,), limit, None, None, None, None, False)
 
 
 def collect(

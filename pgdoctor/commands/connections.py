@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from pgdoctor.analyze import thresholds as t
 from pgdoctor.analyze.choices import GroupBy
 from pgdoctor.commands.sampling import SAMPLE_HELP
+from pgdoctor.commands.watching import WatchOpt
 from pgdoctor.errors import ExitCode, PgDoctorError
 from pgdoctor.options import (
     DsnOpt,
@@ -25,6 +26,9 @@ from pgdoctor.options import (
     obtain,
 )
 from pgdoctor.render.formats import Format
+
+if TYPE_CHECKING:
+    from pgdoctor.analyze.sessions import ViaPgBouncer
 
 
 def connections(
@@ -86,12 +90,18 @@ def connections(
         Path | None,
         typer.Option("--data-dir", help="With --ps: the server of this data directory, whatever its port."),
     ] = None,
+    watch: WatchOpt = None,
 ) -> None:
     """Who holds the connections: sessions classified and grouped, against the real capacity.
 
     With --ps, from the process list instead of SQL, when no SQL client can get in."""
     from pgdoctor.render import connections as render
+    from pgdoctor.render.openmetrics_reports import metrics_of
 
+    if watch is not None:
+        from pgdoctor.commands.watching import refuse
+
+        refuse(fmt, snapshot=snapshot, sample=sample, ps=ps)
     if sample is not None and (ps or pgbouncer_dsn):
         raise PgDoctorError(
             "--sample reads pg_stat_activity over SQL: not with --ps or --pgbouncer-dsn", ExitCode.USAGE
@@ -126,12 +136,48 @@ def connections(
             fmt,
             lambda: render.to_json(ps_report),
             lambda: render.document(ps_report, show_sessions=sessions, full=full),
+            lambda: metrics_of("connections", ps_report),
         )
         raise typer.Exit(exit_code(ps_report.findings, fail_on))
 
-    from pgdoctor.analyze.connections import analyze
+    from pgdoctor.analyze.connections import ConnectionsReport, analyze
     from pgdoctor.collect.connections import ConnectionsData
 
+    def report_of(data: ConnectionsData, via: dict[int, ViaPgBouncer] | None = None) -> ConnectionsReport:
+        report = analyze(
+            data,
+            by=(by or GroupBy.APPLICATION).value,
+            capacity_warn_pct=capacity_warn_pct,
+            capacity_crit_pct=capacity_crit_pct,
+            idle_xact_warn_s=idle_xact_warn,
+            idle_xact_crit_s=idle_xact_crit,
+            leak_min_idle=leak_min_idle,
+            leak_share_pct=leak_share_pct,
+            leak_idle_s=leak_idle_age,
+            blocked_crit_s=blocked_crit,
+            xmin_warn_s=xmin_warn,
+            via=via,
+        )
+        from dataclasses import replace
+
+        from pgdoctor.analyze.findings import sort_findings
+        from pgdoctor.analyze.pool_hint import likely_saturated
+
+        # one read that looks like a pool at its ceiling: a warning that asks for --sample to confirm
+        return replace(report, findings=sort_findings(report.findings + likely_saturated(report)))
+
+    if watch is not None:
+        from pgdoctor.commands.watching import watch_connections
+
+        watch_connections(
+            watch,
+            dsn,
+            pgbouncer_dsn,
+            fmt,
+            timeout,
+            report_of,
+            lambda r: render.document(r, show_sessions=sessions, full=full),
+        )
     data = obtain("connections", ConnectionsData, dsn, snapshot, timeout)
     via = None
     if pgbouncer_dsn:
@@ -143,31 +189,12 @@ def connections(
         if snapshot is not None:
             raise PgDoctorError("--pgbouncer-dsn reads a live PgBouncer: not with --snapshot", ExitCode.USAGE)
         via = via_map(collect_pgbouncer(pgbouncer_dsn, timeout))
-    report = analyze(
-        data,
-        by=(by or GroupBy.APPLICATION).value,
-        capacity_warn_pct=capacity_warn_pct,
-        capacity_crit_pct=capacity_crit_pct,
-        idle_xact_warn_s=idle_xact_warn,
-        idle_xact_crit_s=idle_xact_crit,
-        leak_min_idle=leak_min_idle,
-        leak_share_pct=leak_share_pct,
-        leak_idle_s=leak_idle_age,
-        blocked_crit_s=blocked_crit,
-        xmin_warn_s=xmin_warn,
-        via=via,
-    )
-    from dataclasses import replace
-
-    from pgdoctor.analyze.findings import sort_findings
-    from pgdoctor.analyze.pool_hint import likely_saturated
-
-    # one read that looks like a pool at its ceiling: a warning that asks for --sample to confirm
-    report = replace(report, findings=sort_findings(report.findings + likely_saturated(report)))
+    report = report_of(data, via)
     emit_report(
         fmt,
         lambda: render.to_json(report),
         lambda: render.document(report, show_sessions=sessions, full=full),
+        lambda: metrics_of("connections", report),
     )
     raise typer.Exit(exit_code(report.findings, fail_on))
 

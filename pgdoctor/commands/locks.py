@@ -15,6 +15,7 @@ from pgdoctor.analyze.thresholds import (
     LOCK_WAIT_CRIT_S,
     LOCK_WAIT_WARN_S,
 )
+from pgdoctor.commands.watching import WatchOpt
 from pgdoctor.options import (
     DsnOpt,
     FailOn,
@@ -71,16 +72,45 @@ def locks(
     pressure_crit_pct: Annotated[
         float, typer.Option(help="Critical at this % of the shared lock table.")
     ] = LOCK_PRESSURE_CRIT_PCT,
+    watch: WatchOpt = None,
 ) -> None:
     """Who blocks whom: root blockers and the sessions queued behind them, for every lock type.
 
     Deadlocks (sessions waiting on each other) are reported by group: every session on some cycle of
     the wait graph is named, with the one to end to break all the group's cycles when there is one.
     """
-    from pgdoctor.analyze.locks import analyze
+    from pgdoctor.analyze.locks import LocksReport, analyze
     from pgdoctor.collect.locks import LocksData, collect
     from pgdoctor.render import locks as render
+    from pgdoctor.render.openmetrics_reports import metrics_of
 
+    def report_of(data: LocksData) -> LocksReport:
+        return analyze(
+            data,
+            min_wait_s=min_wait,
+            wait_warn_s=wait_warn,
+            wait_crit_s=wait_crit,
+            queue_warn=queue_warn,
+            queue_crit=queue_crit,
+            pressure_warn_pct=pressure_warn_pct,
+            pressure_crit_pct=pressure_crit_pct,
+        )
+
+    if watch is not None:
+        from pgdoctor.collect.locks import collect_again
+        from pgdoctor.commands.watching import refuse, watch_locks
+
+        refuse(fmt, snapshot=snapshot)
+        watch_locks(
+            watch,
+            dsn,
+            fmt,
+            timeout,
+            lambda db, server: collect_again(db, server, details=not fast, summary=show_all),
+            report_of,
+            lambda r: render.to_json(r, show_all=show_all),
+            lambda r: render.document(r, full=full, show_all=show_all),
+        )
     data = obtain(
         "locks",
         LocksData,
@@ -91,19 +121,11 @@ def locks(
     )
     if snapshot is not None and fast:  # a snapshot always has the details; --fast shows it without them
         data = replace(data, waits=None, lock_table=None)
-    report = analyze(
-        data,
-        min_wait_s=min_wait,
-        wait_warn_s=wait_warn,
-        wait_crit_s=wait_crit,
-        queue_warn=queue_warn,
-        queue_crit=queue_crit,
-        pressure_warn_pct=pressure_warn_pct,
-        pressure_crit_pct=pressure_crit_pct,
-    )
+    report = report_of(data)
     emit_report(
         fmt,
         lambda: render.to_json(report, show_all=show_all),
         lambda: render.document(report, full=full, show_all=show_all),
+        lambda: metrics_of("locks", report),
     )
     raise typer.Exit(exit_code(report.findings, fail_on))

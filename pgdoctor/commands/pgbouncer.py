@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from pgdoctor.analyze import thresholds as t
+from pgdoctor.commands.watching import WatchOpt
 from pgdoctor.errors import ExitCode, PgDoctorError
 from pgdoctor.options import (
     DsnOpt,
@@ -44,15 +45,32 @@ def pgbouncer(
     client_crit_pct: Annotated[
         float, typer.Option(help="Critical at this % of max_client_conn.")
     ] = t.PGB_CLIENT_CRIT_PCT,
+    watch: WatchOpt = None,
 ) -> None:
     """PgBouncer's pools: clients waiting, full pools, long transactions holding server connections.
 
     --dsn is PgBouncer's admin console (database `pgbouncer`, a role in admin_users or stats_users);
     pgdoctor sends it SHOW commands only."""
-    from pgdoctor.analyze.pgbouncer import analyze
+    from pgdoctor.analyze.pgbouncer import PgBouncerReport, analyze
     from pgdoctor.collect.pgbouncer import PgBouncerData, collect
     from pgdoctor.render import pgbouncer as render
+    from pgdoctor.render.openmetrics_reports import metrics_of
 
+    def report_of(data: PgBouncerData) -> PgBouncerReport:
+        return analyze(
+            data,
+            wait_crit_pct=wait_crit_pct,
+            wait_crit_s=wait_crit,
+            server_xact_warn_s=server_xact_warn,
+            client_warn_pct=client_warn_pct,
+            client_crit_pct=client_crit_pct,
+        )
+
+    if watch is not None:
+        from pgdoctor.commands.watching import refuse, watch_pgbouncer
+
+        refuse(fmt, snapshot=snapshot)
+        watch_pgbouncer(watch, dsn, postgres_dsn, fmt, timeout, report_of)
     if snapshot is not None:
         if dsn or postgres_dsn:
             raise PgDoctorError("give either --dsn/--postgres-dsn or --snapshot, not both", ExitCode.USAGE)
@@ -61,13 +79,11 @@ def pgbouncer(
         data = load_dataset(snapshot, "pgbouncer", PgBouncerData)
     else:
         data = collect(dsn, timeout, postgres_dsn)
-    report = analyze(
-        data,
-        wait_crit_pct=wait_crit_pct,
-        wait_crit_s=wait_crit,
-        server_xact_warn_s=server_xact_warn,
-        client_warn_pct=client_warn_pct,
-        client_crit_pct=client_crit_pct,
+    report = report_of(data)
+    emit_report(
+        fmt,
+        lambda: render.to_json(report),
+        lambda: render.document(report),
+        lambda: metrics_of("pgbouncer", report),
     )
-    emit_report(fmt, lambda: render.to_json(report), lambda: render.document(report))
     raise typer.Exit(exit_code(report.findings, fail_on))

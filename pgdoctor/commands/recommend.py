@@ -36,6 +36,7 @@ class RecommendFormat(StrEnum):
     MARKDOWN = "markdown"
     CSV = "csv"
     JSON = "json"
+    OPENMETRICS = "openmetrics"
     CONF = "conf"
     PGBOUNCER = "pgbouncer"
     SQLALCHEMY = "sqlalchemy"
@@ -177,6 +178,12 @@ def recommend(
     from pgdoctor.collect.connections import ConnectionsData
     from pgdoctor.collect.settings import SettingsData
 
+    if fmt is RecommendFormat.OPENMETRICS:
+        raise PgDoctorError(
+            "--format openmetrics: recommend plans settings, it measures nothing to export (its findings "
+            "are in --format json)",
+            ExitCode.USAGE,
+        )
     live = bool(dsn) or snapshot is not None
     _check_sources(dsn, snapshot, pgbouncer_dsn, pgbouncer, sample)
     if ram is None and not live and not pgbouncer_dsn:

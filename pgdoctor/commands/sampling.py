@@ -178,5 +178,12 @@ def connections_sample(
         with connect(dsn, timeout) as db:
             data, analysis = sample(db, seconds, progress=show_progress(fmt), keep_ticks=False)
         report = analysis.finish(data)
-    emit_report(fmt, lambda: render.to_json(report), lambda: render.document(report))
+    from pgdoctor.render.openmetrics_reports import metrics_of
+
+    emit_report(
+        fmt,
+        lambda: render.to_json(report),
+        lambda: render.document(report),
+        lambda: metrics_of("connections", report),
+    )
     raise typer.Exit(exit_code(report.findings, fail_on))

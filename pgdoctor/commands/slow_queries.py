@@ -108,6 +108,7 @@ def slow_queries(
     from pgdoctor.analyze.slow_queries import PlanNotTracked, analyze
     from pgdoctor.collect.statements import StatementsData, collect
     from pgdoctor.render import slow_queries as render
+    from pgdoctor.render.openmetrics_reports import metrics_of
 
     interval_s = parse_interval(interval) if interval is not None else None
     if snapshot is not None and interval_s is not None:
@@ -147,5 +148,10 @@ def slow_queries(
             "SELECT pg_reload_conf();",
             ExitCode.UNAVAILABLE,
         ) from None
-    emit_report(fmt, lambda: render.to_json(report), lambda: render.document(report, full=full))
+    emit_report(
+        fmt,
+        lambda: render.to_json(report),
+        lambda: render.document(report, full=full),
+        lambda: metrics_of("slow-queries", report),
+    )
     raise typer.Exit(exit_code(report.findings, fail_on, report.unusable))

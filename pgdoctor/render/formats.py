@@ -12,3 +12,4 @@ class Format(StrEnum):
     MARKDOWN = "markdown"
     CSV = "csv"
     JSON = "json"
+    OPENMETRICS = "openmetrics"

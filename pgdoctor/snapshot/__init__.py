@@ -9,6 +9,7 @@ import importlib
 import os
 import stat
 import typing
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,7 +23,7 @@ from pgdoctor.serde import convert, decode, not_json, to_jsonable
 from pgdoctor.snapshot.format1 import from_format_1
 from pgdoctor.snapshot.output import Output, save
 
-__all__ = ["Output", "capture", "dataset_type", "load_dataset", "read", "save"]
+__all__ = ["Output", "capture", "dataset_type", "load_dataset", "load_datasets", "read", "save"]
 
 if typing.TYPE_CHECKING:
     from types import ModuleType
@@ -224,8 +225,32 @@ def load_dataset(path: Path, name: str, cls: type[T]) -> T:
     return data
 
 
+def load_datasets(path: Path, wanted: dict[str, type], optional: Iterable[str] = ()) -> dict[str, Any]:
+    """Several datasets of one snapshot file (`pgdoctor triage`), the file read and its shared server and
+    pg_stat_activity decoded once for all; a dataset named in `optional` the snapshot lacks is None."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        snap = read(path)
+        cache: dict[str, Any] = {}
+        data = {
+            name: None if name in optional and name not in snap.datasets else _decode(snap, name, cls, cache)
+            for name, cls in wanted.items()
+        }
+    finally:
+        if enabled:
+            gc.enable()
+    gc.freeze()
+    return data
+
+
 def _load_dataset(path: Path, name: str, cls: type[T]) -> T:
-    snap = read(path)
+    return _decode(read(path), name, cls)
+
+
+def _decode(snap: Snapshot, name: str, cls: type[T], cache: dict[str, Any] | None = None) -> T:
+    """One dataset of a snapshot; `cache` keeps the shared parts decoded for the next dataset."""
+    path = snap.path
     if name not in snap.datasets:
         raise PgDoctorError(
             f"snapshot {path}: has no {name!r} data (taken with pgdoctor {snap.pgdoctor_version}); "
@@ -244,7 +269,7 @@ def _load_dataset(path: Path, name: str, cls: type[T]) -> T:
                 f"invalid snapshot: {where}: not valid JSON ({exc})", ExitCode.USAGE
             ) from None
         return convert(cls, from_format_1(name, generic), where)
-    shared = _shared(snap, cls)
+    shared = _shared(snap, cls, {} if cache is None else cache)
     own: Any = decode(_own_type(typing.cast(Any, cls)), raw, where)
     return cls(**{f.name: getattr(own, f.name) for f in dataclasses.fields(own)}, **shared)
 
@@ -266,8 +291,9 @@ def _own_type(cls: type) -> type:
     return dataclasses.make_dataclass(cls.__name__, fields, frozen=True)
 
 
-def _shared(snap: Snapshot, cls: type) -> dict[str, Any]:
-    """The fields of `cls` a format-2 snapshot stores once, beside the datasets, read from there."""
+def _shared(snap: Snapshot, cls: type, cache: dict[str, Any]) -> dict[str, Any]:
+    """The fields of `cls` a format-2 snapshot stores once, beside the datasets, read from there (or
+    from `cache`, which keeps what was decoded for another dataset of the same file)."""
     from pgdoctor.collect.activity import ActivityRow
     from pgdoctor.collect.connections import ConnectionsData
     from pgdoctor.collect.server import ServerInfo
@@ -278,10 +304,14 @@ def _shared(snap: Snapshot, cls: type) -> dict[str, Any]:
     for key in ("server", "activity"):
         if not len(getattr(snap, key)):
             raise PgDoctorError(f"invalid snapshot: {snap.path} lacks {key}", ExitCode.USAGE)
-    given: dict[str, Any] = {"server": decode(ServerInfo, snap.server, f"{snap.path}: server")}
+    if "server" not in cache:
+        cache["server"] = decode(ServerInfo, snap.server, f"{snap.path}: server")
+    given: dict[str, Any] = {"server": cache["server"]}
     if names - {"server"}:
-        where = f"{snap.path}: activity"
-        given["activity"] = decode(list[ActivityRow], snap.activity, where, ints_bounded=True)
+        if "activity" not in cache:
+            where = f"{snap.path}: activity"
+            cache["activity"] = decode(list[ActivityRow], snap.activity, where, ints_bounded=True)
+        given["activity"] = cache["activity"]
     if "postgres" in names:
         given["postgres"] = ConnectionsData(server=given["server"], activity=given["activity"])
     return {key: value for key, value in given.items() if key in names}
