@@ -110,8 +110,8 @@ def with_bouncer(
             "default_pool_size": f"{cores} CPUs x 2 + {spindles} spindle(s) = {target}: what the server runs "
             "well at once, whatever the number of clients"
             + (
-                "; assumes short transactions (milliseconds): `recommend -d DSN --sample 30s` sizes it for the "
-                "measured ones"
+                "; assumes short transactions (milliseconds): `recommend -d DSN --sample 30s` sizes it "
+                "for the measured ones"
                 if server_needed is None
                 else f"; {server_needed_basis}: it fits"
                 if wanted == target
