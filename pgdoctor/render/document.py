@@ -160,6 +160,7 @@ def finding_lines(f: Finding) -> list[str]:
         lines.append(f"  -> {f.advice}")
     if f.pids:
         lines.append(f"  pids: {pid_list(f.pids)}")
+    lines.extend(f"  sql: {statement}" for statement in f.action.splitlines())
     return lines
 
 
