@@ -22,7 +22,7 @@ unchanged by every text format.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from pgdoctor import APPLICATION_NAME
 from pgdoctor.analyze.common import CLIENT_BACKEND
@@ -42,20 +42,18 @@ def _seconds(age_s: float) -> str:
     return f"interval '{math.floor(max(age_s, 0.0) * 1000) / 1000:.3f} seconds'"
 
 
-def _at_least(column: str, ages: Iterable[float | None]) -> str | None:
+def _at_least(column: str, ages: list[float | None]) -> str | None:
     """`column` at least as long ago as the youngest of `ages` (None if one is unknown)."""
-    known = list(ages)
-    if not known or any(a is None for a in known):
+    if not ages or None in ages:
         return None
-    return f"{column} <= now() - {_seconds(min(a for a in known if a is not None))}"
+    return f"{column} <= now() - {_seconds(min(a for a in ages if a is not None))}"
 
 
-def _equals_one_of(column: str, values: Iterable[str | None]) -> str | None:
+def _equals_one_of(column: str, values: set[str | None]) -> str | None:
     """`column` one of `values` (None if a value is unknown: no condition then)."""
-    distinct = sorted(set(values), key=lambda v: (v is None, v or ""))
-    if not distinct or None in distinct:
+    if not values or None in values:
         return None
-    lits = [literal(v) for v in distinct if v is not None]
+    lits = [literal(v) for v in sorted(v for v in values if v is not None)]
     return f"{column} = {lits[0]}" if len(lits) == 1 else f"{column} IN ({', '.join(lits)})"
 
 
@@ -64,29 +62,40 @@ def _select(function: str, conditions: Iterable[str | None]) -> str:
     return f"SELECT {function}(pid) FROM pg_stat_activity WHERE {' AND '.join(where)};"
 
 
-def _not_mine(sessions: Iterable[Session]) -> list[Session]:
-    return [s for s in sessions if s.application_name != APPLICATION_NAME]
-
-
 def terminate_sessions(sessions: Sequence[Session]) -> str:
     """End exactly these idle (or idle-in-transaction) client sessions: by pid, application, user,
     database and state, each still in that state at least as long as at the read (and, idle in a
     transaction, in the same transaction); never pgdoctor's own or the operator's session."""
-    named = _not_mine(sessions)
-    if not named:
+    pids: list[int] = []
+    apps: set[str | None] = set()
+    users: set[str | None] = set()
+    dbs: set[str | None] = set()
+    states: set[str | None] = set()
+    state_ages: list[float | None] = []
+    xact_ages: list[float | None] = []
+    for s in sessions:  # one pass: a leak can name tens of thousands of sessions
+        if s.application_name == APPLICATION_NAME:
+            continue
+        pids.append(s.pid)
+        apps.add(s.application_name)
+        users.add(s.usename)
+        dbs.add(s.datname)
+        states.add(s.state)
+        state_ages.append(s.state_age_s)
+        xact_ages.append(s.xact_age_s)
+    if not pids:
         return ""
-    states = {s.state for s in named}
     in_xact = states <= set(IDLE_IN_XACT_STATES)
     return _select(
         "pg_terminate_backend",
         [
-            f"pid IN ({', '.join(str(p) for p in sorted({s.pid for s in named}))})",
-            _equals_one_of("application_name", (s.application_name for s in named)),
-            _equals_one_of("usename", (s.usename for s in named)),
-            _equals_one_of("datname", (s.datname for s in named)),
+            f"pid IN ({', '.join(map(str, sorted(pids)))})",
+            _equals_one_of("application_name", apps),
+            _equals_one_of("usename", users),
+            _equals_one_of("datname", dbs),
             _equals_one_of("state", states),
-            _at_least("state_change", (s.state_age_s for s in named)),
-            _at_least("xact_start", (s.xact_age_s for s in named)) if in_xact else None,
+            _at_least("state_change", state_ages),
+            _at_least("xact_start", xact_ages) if in_xact else None,
             f"backend_type = {literal(CLIENT_BACKEND)}",
             "pid <> pg_backend_pid()",
         ],
@@ -105,7 +114,7 @@ def end_session(row: ActivityRow) -> str:
         "pg_cancel_backend" if running else "pg_terminate_backend",
         [
             f"pid = {row.pid}",
-            _equals_one_of("application_name", [row.application_name]),
+            _equals_one_of("application_name", {row.application_name}),
             _at_least("backend_start", [row.backend_age_s]),
             _at_least("xact_start", [row.xact_age_s]) if row.xact_age_s is not None else None,
             _at_least("query_start", [row.query_age_s]) if running else None,
@@ -114,12 +123,10 @@ def end_session(row: ActivityRow) -> str:
     )
 
 
-def end_sessions(pids: Iterable[int], activity: Iterable[ActivityRow]) -> str:
-    """`end_session` for each of these pids (root blockers), one statement per line, in pid order."""
-    wanted = set(pids)
-    return lines(
-        [end_session(r) for r in sorted((r for r in activity if r.pid in wanted), key=lambda r: r.pid)]
-    )
+def end_sessions(pids: Iterable[int], rows: Mapping[int, ActivityRow]) -> str:
+    """`end_session` for each of these pids (root blockers) found in `rows`, one statement per line, in pid
+    order."""
+    return lines([end_session(rows[p]) for p in sorted(set(pids)) if p in rows])
 
 
 def short(pid: int, state: str | None) -> str:
@@ -150,18 +157,20 @@ def prevent(
     administrator resets it with `ALTER ROLE … IN DATABASE … RESET setting`). None when the server
     cannot (idle_session_timeout before PostgreSQL 14), already does as soon, or a name is hidden; none
     for PgBouncer's server connections either (its own server_idle_timeout governs them)."""
-    sessions = list(sessions)
-    if seconds <= 0 or any(isinstance(s, Session) and s.via_pgbouncer for s in sessions):
+    if seconds <= 0:
         return []
     if setting == "idle_session_timeout" and server.version_num < IDLE_SESSION_TIMEOUT_MIN_VERSION:
         return []
     current = server.setting(setting)  # milliseconds, 0 = off
     if current not in (None, "", "0") and float(current) <= seconds * 1000:
         return []
-    pairs = sorted(
-        {(s.usename, s.datname) for s in sessions if s.application_name != APPLICATION_NAME},
-        key=lambda p: (p[0] or "", p[1] or ""),
-    )
+    found: set[tuple[str | None, str | None]] = set()
+    for s in sessions:
+        if isinstance(s, Session) and s.via_pgbouncer:
+            return []
+        if s.application_name != APPLICATION_NAME:
+            found.add((s.usename, s.datname))
+    pairs = sorted(found, key=lambda p: (p[0] or "", p[1] or ""))
     if any(user is None or db is None for user, db in pairs):
         return []
     return [

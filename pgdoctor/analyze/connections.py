@@ -272,6 +272,7 @@ def blocked(p: _Picture, data: ConnectionsData, every: list[Session], t: Thresho
         return []
     by_pid = {s.pid: s for s in every}
     waits = waits_for(data.activity)  # the waits-for graph `locks` draws: the same root blockers
+    rows = {r.pid: r for r in data.activity}
     findings = []
     for app, members in groups.items():
         longest = max(s.query_age_s or 0 for s in members)
@@ -286,7 +287,7 @@ def blocked(p: _Picture, data: ConnectionsData, every: list[Session], t: Thresho
                 f"{', '.join(map(str, holders))}" + (f"; root blocker(s): {roots}" if roots else ""),
                 "run `pgdoctor locks` for the blocking tree and the root blocker",
                 _pids(members),
-                actions.end_sessions(root_blockers(waits, above=_pids(members)), data.activity),
+                actions.end_sessions(root_blockers(waits, above=_pids(members)), rows),
             )
         )
     return findings
@@ -299,7 +300,7 @@ def xmin_horizon(sessions: list[Session], data: ConnectionsData, t: Thresholds) 
         for s in sessions
         if s.xmin_age is not None and s.xact_age_s is not None and s.xact_age_s >= t.xmin_warn_s
     ]
-    rows = {r.pid: r for r in data.activity} if long else {}
+    rows = {r.pid: r for r in data.activity} if long else {}  # built once, and only when needed
     return [
         Finding(
             Severity.CRITICAL if s.xmin_age >= t.xmin_crit_age else Severity.WARNING,

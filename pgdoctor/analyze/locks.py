@@ -192,7 +192,7 @@ def deadlock_finding(
         message,
         end + "; make the applications take their locks in the same order",
         tuple(sorted(set(group.pids) | behind)),
-        actions.end_sessions([group.breaks_all], sessions.values()) if group.breaks_all is not None else "",
+        actions.end_sessions([group.breaks_all], sessions) if group.breaks_all is not None else "",
     )
 
 
@@ -273,7 +273,7 @@ def long_waits(
                 if r.action
                 else "the root blocker is gone; run pgdoctor locks again",
                 tuple(sorted(w.pid for w in long)),
-                actions.end_sessions([r.pid], sessions.values()),
+                actions.end_sessions([r.pid], sessions),
             )
         )
     return findings
