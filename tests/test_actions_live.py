@@ -255,3 +255,20 @@ def test_a_blocking_transaction_ends_exactly_as_named(
         assert role_settings(pg, ROLE, "postgres") == ["idle_in_transaction_session_timeout=600s"]
     else:
         assert prevention == []
+
+
+def test_a_snapshot_holder_ends_alone(pg: Cluster, sessions: Sessions, weird_names: None) -> None:
+    """xmin_horizon: one finding per transaction holding a snapshot; its action ends that one only."""
+    holders = [
+        sessions.idle_in_transaction("snap", "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", user=ROLE)
+        for _ in range(2)
+    ]
+    for conn in sessions.conns[-2:]:  # the snapshot is taken by the first query after SET TRANSACTION
+        conn.execute("SELECT 1")
+    healthy = sessions.idle("web", 2, user=ROLE)
+    got = [
+        f for f in findings("connections", "-d", pg.dsn(), "--xmin-warn", "0") if f["code"] == "xmin_horizon"
+    ]
+    assert sorted(p for f in got for p in f["pids"]) == sorted(holders)
+    first = next(f for f in got if f["pids"] == [holders[0]])
+    assert check_ended(pg, first["action"], {holders[0]}, {*holders, *healthy}) == []
