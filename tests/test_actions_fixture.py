@@ -154,3 +154,12 @@ def test_prevention_only_where_it_helps() -> None:
     assert actions.prevent([replace(s[0], via_pgbouncer=via)], "idle_session_timeout", 600, server()) == []
     two = [*s, to_session(row(8, "idle", datname="other"))]
     assert len(actions.prevent(two, "idle_session_timeout", 600, server())) == 2  # one per role and database
+
+
+def test_pgdoctor_is_told_apart_by_the_marker_its_statements_carry() -> None:
+    from pgdoctor import db
+
+    assert actions.PGDOCTOR_MARKER == db.MARKER
+    between_reads = to_session(row(7, "idle", application_name="", query=f"SELECT {db.MARKER} 1"))
+    assert actions.terminate_sessions([between_reads]) == ""
+    assert actions.prevent([between_reads], "idle_session_timeout", 600, server()) == []

@@ -21,7 +21,6 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -40,15 +39,6 @@ QUOTE_APP = 'it\'s a "q" \\ app'
 THRESHOLDS = [
     "--leak-min-idle", "3", "--leak-share-pct", "1", "--leak-idle-age", "3600", "--idle-xact-warn", "3600"
 ]  # fmt: skip
-
-
-@dataclass
-class Incident:
-    leaky: list[int]
-    quoted: list[int]
-    healthy: list[int]
-    pgdoctor_named: list[int]
-    sampler: int  # a real pgdoctor's backend
 
 
 def ages(text: str) -> str:
@@ -184,28 +174,43 @@ def test_leaked_idle_connections_end_exactly_as_named(
         quoted.append(conn.info.backend_pid)
     healthy = [*sessions.idle("web", 2, user=ROLE), sessions.send("web", "SELECT pg_sleep(600)", user=ROLE)]
     pgdoctor_named = sessions.idle("pgdoctor", 3, user=ROLE)
-    scenario = set(leaky + quoted + healthy + pgdoctor_named)
+    unnamed = sessions.idle("", 3, user=ROLE)  # no application_name: like a pgdoctor between its reads
+    scenario = set(leaky + quoted + healthy + pgdoctor_named + unnamed)
     with sampling_pgdoctor(pg, scenario) as sampler:
-        got = {(f["code"], f["subject"]): f for f in findings("connections", "-d", pg.dsn(), *THRESHOLDS)}
+        got: dict[tuple[str, str], dict[str, Any]] = {}
+
+        def read_with_the_sampler_idle() -> bool:  # it reads every 100 ms: a read catches it idle
+            got.update(
+                {(f["code"], f["subject"]): f for f in findings("connections", "-d", pg.dsn(), *THRESHOLDS)}
+            )
+            return sampler in got[("idle_connections", "(none)")]["pids"]
+
+        wait_until(read_with_the_sampler_idle, 120, "a read that names pgdoctor's idle session")
         text = run_cli("connections", "-d", pg.dsn(), "-f", "plain", *THRESHOLDS).stdout
         late = sessions.idle("leaky", 1, user=ROLE)  # a new pooled connection, after the read
         everyone = scenario | set(late) | {sampler}
 
         assert set(got[("idle_connections", "leaky")]["pids"]) == set(leaky)
         assert set(got[("idle_connections", QUOTE_APP)]["pids"]) == set(quoted)
+        assert set(got[("idle_connections", "(none)")]["pids"]) == {*unnamed, sampler}
         assert got[("idle_connections", "pgdoctor")]["action"] == ""  # never pgdoctor's sessions
         assert not any(f["subject"] == "web" for f in got.values())
-        for key in (("idle_connections", "leaky"), ("idle_connections", QUOTE_APP)):
+        for key in (
+            ("idle_connections", "leaky"),
+            ("idle_connections", QUOTE_APP),
+            ("idle_connections", "(none)"),
+        ):
             action = got[key]["action"]
+            named = set(got[key]["pids"]) - {sampler}  # never pgdoctor: named, but not in the action
             for line in action.splitlines():  # the text output prints the same statements (a later read)
                 assert f"  sql: {ages(line)}\n" in ages(text)
             # the late connection has been idle longer than the statement's age guard asks: only the pid
             # list tells it from the named ones
             guard = float(re.findall(r"state_change <= now\(\) - interval '([0-9.]+) seconds'", action)[0])
             wait_until(functools.partial(idle_longer, pg, late[0], guard + 0.2), 30, "the late one to age")
-            prevention = check_ended(pg, action, set(got[key]["pids"]), everyone)
-            everyone -= set(got[key]["pids"])
-            role, db = (ROLE, "postgres") if key[1] == "leaky" else (WEIRD_ROLE, WEIRD_DB)
+            prevention = check_ended(pg, action, named, everyone)
+            everyone -= named
+            role, db = (WEIRD_ROLE, WEIRD_DB) if key[1] == QUOTE_APP else (ROLE, "postgres")
             assert len(prevention) == 1 and "SET idle_session_timeout = '3600s'" in prevention[0]
             assert role_settings(pg, role, db) == ["idle_session_timeout=3600s"]
         assert alive(pg, everyone) == everyone

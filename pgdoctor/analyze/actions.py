@@ -32,6 +32,9 @@ from pgdoctor.analyze.sessions import Session
 from pgdoctor.collect.activity import ActivityRow
 from pgdoctor.collect.server import ServerInfo
 
+# What pgdoctor puts in each of its statements (pgdoctor.db.MARKER): an idle pgdoctor session (another
+# run: `--sample`, a watch) carries no application_name between its reads, but its last query has this.
+PGDOCTOR_MARKER = "/* pgdoctor */"
 IDLE_IN_XACT_STATES = ("idle in transaction", "idle in transaction (aborted)")
 # idle_session_timeout exists from PostgreSQL 14 ("Client Connection Defaults").
 IDLE_SESSION_TIMEOUT_MIN_VERSION = 140000
@@ -62,6 +65,11 @@ def _select(function: str, conditions: Iterable[str | None]) -> str:
     return f"SELECT {function}(pid) FROM pg_stat_activity WHERE {' AND '.join(where)};"
 
 
+def is_pgdoctor(s: Session | ActivityRow) -> bool:
+    """A session of pgdoctor (this run's own is never read): named so, or its last statement is one."""
+    return s.application_name == APPLICATION_NAME or PGDOCTOR_MARKER in (s.query or "")
+
+
 def terminate_sessions(sessions: Sequence[Session]) -> str:
     """End exactly these idle (or idle-in-transaction) client sessions: by pid, application, user,
     database and state, each still in that state at least as long as at the read (and, idle in a
@@ -74,7 +82,7 @@ def terminate_sessions(sessions: Sequence[Session]) -> str:
     state_ages: list[float | None] = []
     xact_ages: list[float | None] = []
     for s in sessions:  # one pass: a leak can name tens of thousands of sessions
-        if s.application_name == APPLICATION_NAME:
+        if is_pgdoctor(s):
             continue
         pids.append(s.pid)
         apps.add(s.application_name)
@@ -107,7 +115,7 @@ def end_session(row: ActivityRow) -> str:
     same session (backend_start) in the same transaction (xact_start), or for a running statement the
     same statement (query_start): terminate it when it sits idle (cancelling does nothing there), cancel
     the statement when it runs one. Nothing for a prepared transaction, pgdoctor or a hidden state."""
-    if row.pid == PREPARED or row.application_name == APPLICATION_NAME or row.state is None:
+    if row.pid == PREPARED or is_pgdoctor(row) or row.state is None:
         return ""
     running = row.state not in (*IDLE_IN_XACT_STATES, "idle")
     return _select(
@@ -168,7 +176,7 @@ def prevent(
     for s in sessions:
         if isinstance(s, Session) and s.via_pgbouncer:
             return []
-        if s.application_name != APPLICATION_NAME:
+        if not is_pgdoctor(s):
             found.add((s.usename, s.datname))
     pairs = sorted(found, key=lambda p: (p[0] or "", p[1] or ""))
     if any(user is None or db is None for user, db in pairs):
