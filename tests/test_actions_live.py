@@ -27,7 +27,7 @@ import psycopg
 import pytest
 
 from tests.conftest import NO_CONFIG, ROOT, run_cli
-from tests.incidents import Sessions, ensure_role, wait_for_lock_waits, wait_until
+from tests.incidents import Sessions, ensure_role, wait_for_active, wait_for_lock_waits, wait_until
 from tests.pgcluster import Cluster
 
 pytestmark = pytest.mark.server
@@ -277,3 +277,26 @@ def test_a_snapshot_holder_ends_alone(pg: Cluster, sessions: Sessions, weird_nam
     assert sorted(p for f in got for p in f["pids"]) == sorted(holders)
     first = next(f for f in got if f["pids"] == [holders[0]])
     assert check_ended(pg, first["action"], {holders[0]}, {*holders, *healthy}) == []
+
+
+def test_long_running_statements_are_cancelled_exactly_as_named(
+    pg: Cluster, sessions: Sessions, weird_names: None
+) -> None:
+    """long_running (slow-queries): the action cancels exactly the named statements; their sessions stay
+    connected, another application's statement runs on."""
+    report = [sessions.send("report", "SELECT pg_sleep(600)", user=ROLE) for _ in range(2)]
+    other = sessions.send("web", "SELECT pg_sleep(600)", user=ROLE)
+    wait_for_active(pg, [*report, other])
+    running = (
+        "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND state = 'active' "
+        "AND query_start < now() - interval '1s'"
+    )
+    wait_until(lambda: all(pg.sql(running, [p]) for p in report), 30, "the statements to run 1 s")
+    got = findings("slow-queries", "-d", pg.dsn(), "--running-warn", "1")
+    (finding,) = [f for f in got if f["code"] == "long_running" and f["subject"] == "report"]
+    assert finding["pids"] == sorted(report)
+    selected, prevention = run_action(pg, finding["action"])
+    assert (selected, prevention) == (set(report), [])
+    idle = "SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s) AND state = 'idle'"
+    wait_until(lambda: {r[0] for r in pg.sql(idle, [report])} == set(report), 30, "the cancelled ones idle")
+    assert pg.sql("SELECT state FROM pg_stat_activity WHERE pid = %s", [other]) == [("active",)]

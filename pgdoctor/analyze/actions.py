@@ -29,6 +29,7 @@ from pgdoctor.analyze.common import CLIENT_BACKEND
 from pgdoctor.analyze.lock_graph import PREPARED
 from pgdoctor.analyze.quoting import identifier, literal
 from pgdoctor.analyze.sessions import Session
+from pgdoctor.analyze.slow_query_rows import Running
 from pgdoctor.collect.activity import ActivityRow
 from pgdoctor.collect.server import ServerInfo
 
@@ -65,7 +66,7 @@ def _select(function: str, conditions: Iterable[str | None]) -> str:
     return f"SELECT {function}(pid) FROM pg_stat_activity WHERE {' AND '.join(where)};"
 
 
-def is_pgdoctor(s: Session | ActivityRow) -> bool:
+def is_pgdoctor(s: Session | ActivityRow | Running) -> bool:
     """A session of pgdoctor (this run's own is never read): named so, or its last statement is one."""
     return s.application_name == APPLICATION_NAME or PGDOCTOR_MARKER in (s.query or "")
 
@@ -104,6 +105,32 @@ def terminate_sessions(sessions: Sequence[Session]) -> str:
             _equals_one_of("state", states),
             _at_least("state_change", state_ages),
             _at_least("xact_start", xact_ages) if in_xact else None,
+            f"backend_type = {literal(CLIENT_BACKEND)}",
+            "pid <> pg_backend_pid()",
+        ],
+    )
+
+
+def cancel_statements(running: Sequence[Running]) -> str:
+    """Cancel exactly these running statements: by pid, application, user and database, each still
+    running a statement that began at least as long ago as at the read (so the same statement); the
+    sessions stay connected. Never pgdoctor's."""
+    named = [
+        r
+        for r in running
+        if r.application_name != APPLICATION_NAME and PGDOCTOR_MARKER not in (r.query or "")
+    ]
+    if not named:
+        return ""
+    return _select(
+        "pg_cancel_backend",
+        [
+            f"pid IN ({', '.join(map(str, sorted(r.pid for r in named)))})",
+            _equals_one_of("application_name", {r.application_name for r in named}),
+            _equals_one_of("usename", {r.user for r in named}),
+            _equals_one_of("datname", {r.database for r in named}),
+            _equals_one_of("state", {r.state for r in named}),
+            _at_least("query_start", [r.duration_s for r in named]),
             f"backend_type = {literal(CLIENT_BACKEND)}",
             "pid <> pg_backend_pid()",
         ],
