@@ -196,7 +196,7 @@ def test_json_contract(recorded: LocksData) -> None:
     assert set(doc["roots"][0]) >= {
         "pid", "application_name", "state", "xact_age_s", "blocks_total", "query", "action"
     }  # fmt: skip
-    assert set(doc["findings"][0]) == {"severity", "code", "subject", "message", "advice", "pids"}
+    assert set(doc["findings"][0]) == {"severity", "code", "subject", "message", "advice", "pids", "action"}
     assert set(doc["lock_table"]) == {
         "entries",
         "shared_entries",

@@ -329,6 +329,20 @@ def test_deadlock_of_four_sessions_names_them_all(pg: Cluster, sessions: Session
     assert (tree["pid"], tree["cycle"]) == (everyone[0], True)
     plain = run_cli("locks", "-d", pg.dsn(), "--format", "plain").stdout
     assert "deadlock of 4 sessions in intertwined cycles" in plain
+    # its action, run as an operator would (pgdoctor never does), cancels the one on every cycle: every
+    # cycle is gone and no session disconnected
+    breaker = min(pid["s1"], pid["s2"])
+    assert finding["action"].startswith(
+        f"SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE pid = {breaker} AND"
+    )
+    assert pg.sql(finding["action"]) == [(True,)]
+    aborted = "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND state = 'idle in transaction (aborted)'"
+    wait_until(lambda: bool(pg.sql(aborted, [breaker])), 30, "the cancelled statement to end")
+    _, after = locks_json(pg)
+    assert after["cycles"] == []
+    assert {r[0] for r in pg.sql("SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s)", [everyone])} == set(
+        everyone
+    )
 
 
 def test_objects_in_other_databases_and_catalogs(pg: Cluster, sessions: Sessions) -> None:

@@ -94,6 +94,11 @@ def test_rules_on_synthetic_rows() -> None:
     assert ("reserve_in_use", "big/web", "warning") in codes
     assert ("paused", "idle", "critical") in codes and ("disabled", "idle", "warning") in codes
     assert ("client_limit", "pgbouncer", "warning") in codes  # 85 of 100
+    # the admin command that applies, as the finding's action; none where no command helps
+    actions = {f.code: f.action for f in report.findings}
+    assert (actions["paused"], actions["disabled"]) == ("RESUME idle;", "ENABLE idle;")
+    assert actions["client_limit"] == actions["session_mode_many_clients"] == "RELOAD;"
+    assert actions["clients_waiting"] == actions["pool_full"] == actions["reserve_in_use"] == ""
     # near query_wait_timeout: critical
     near = analyze(data(pools=pools[:1], databases=databases, config={"query_wait_timeout": "10"}))
     assert [f.severity.value for f in near.findings if f.code == "clients_waiting"] == ["critical"]

@@ -150,6 +150,7 @@ def test_pools_beyond_postgres_get_exceeds_postgres(pg: Cluster, tmp_path: Path)
     assert f"may open {total} server connections" in exceeds[0]["message"]
     assert f"PostgreSQL has {slots} usable slots" in exceeds[0]["message"]
     assert exceeds[0]["advice"].endswith("run RELOAD; on the admin console (pgdoctor never runs it)")
+    assert exceeds[0]["action"] == "RELOAD;"
     assert (doc["pgbouncer_current"]["server_connections"], doc["pgbouncer_current"]["postgres_usable"]) == (
         total,
         slots,
@@ -192,12 +193,13 @@ def test_the_emitted_block_applied_is_reported_as_matching(pg: Cluster) -> None:
         changed = {s["name"] for s in first["pgbouncer_current"]["settings"] if s["changes"]}
         assert {"default_pool_size", "max_client_conn", "max_db_connections"} <= changed
         assert all(s["restart"] is False for s in first["pgbouncer_current"]["settings"])
-        advice = next(f for f in first["findings"] if f["code"] == "pgbouncer_differs")["advice"]
-        assert "then run RELOAD;" in advice and "restart" not in advice
-        # apply the block to the ini and run the advised admin command, as an administrator would
+        differs = next(f for f in first["findings"] if f["code"] == "pgbouncer_differs")
+        assert "then run RELOAD;" in differs["advice"] and "restart" not in differs["advice"]
+        assert differs["action"] == "RELOAD;"
+        # apply the block to the ini and run the finding's action, as an administrator would
         bouncer.settings.update(values)
         bouncer.write_config()
-        bouncer.admin("RELOAD")
+        bouncer.admin(differs["action"])
         reloaded = recommend_json(*ARGS, *server, "--pgbouncer-dsn", admin)
         shown = config(bouncer)
     cmp = reloaded["pgbouncer_current"]
@@ -242,9 +244,9 @@ def test_contradictions_are_one_line(args: tuple[str, ...], text: str) -> None:
     assert text in result.stderr
 
 
-def test_admin_commands_in_the_advice_work_when_run(pg: Cluster) -> None:
-    """paused / disabled: the advice's RESUME / ENABLE, run on the console by the test (pgdoctor never
-    does), undo it, also for a database name the console takes only quoted."""
+def test_admin_commands_in_the_action_work_when_run(pg: Cluster) -> None:
+    """paused / disabled: the finding's action, RESUME / ENABLE, run on the console by the test (pgdoctor
+    never does), undoes it, also for a database name the console takes only quoted."""
     with running_pgbouncer(pg, databases={"App-DB": "", "plain_db": ""}) as bouncer:
         admin = bouncer.dsn(dbname="pgbouncer")
         bouncer.admin('PAUSE "App-DB"')
@@ -252,13 +254,11 @@ def test_admin_commands_in_the_advice_work_when_run(pg: Cluster) -> None:
         result = run_cli("pgbouncer", "--dsn", admin, "-f", "json")
         assert result.returncode == 0, result.stderr
         findings = {(f["code"], f["subject"]): f for f in json.loads(result.stdout)["findings"]}
-        resume = findings[("paused", "App-DB")]["advice"]
-        enable = findings[("disabled", "plain_db")]["advice"]
-        assert 'RESUME "App-DB";' in resume and "ENABLE plain_db;" in enable
-        for advice, verb in ((resume, "RESUME"), (enable, "ENABLE")):
-            m = re.search(rf"{verb} (\"(?:[^\"]|\"\")+\"|\w+);", advice)
-            assert m
-            bouncer.admin(m.group(0))
+        resume = findings[("paused", "App-DB")]["action"]
+        enable = findings[("disabled", "plain_db")]["action"]
+        assert (resume, enable) == ('RESUME "App-DB";', "ENABLE plain_db;")
+        for action in (resume, enable):
+            bouncer.admin(action)  # as printed
         dbs = {d["name"]: d for d in bouncer.admin("SHOW DATABASES")}
         assert (dbs["App-DB"]["paused"], dbs["plain_db"]["disabled"]) == (0, 0)
         again = json.loads(run_cli("pgbouncer", "--dsn", admin, "-f", "json").stdout)

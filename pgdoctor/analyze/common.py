@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from pgdoctor.analyze.findings import Finding, Severity
+from pgdoctor.analyze.quoting import identifier
 
 CLIENT_BACKEND = "client backend"  # pg_stat_activity.backend_type of an application's session
 # pg_stat_activity.query (and pg_stat_statements.query) of another role's session or statement for a role
@@ -23,6 +24,7 @@ def insufficient_privilege(user: str, message: str, pids: tuple[int, ...] = ()) 
         message,
         f"GRANT pg_read_all_stats TO {user}; (or pg_monitor, which includes it)",
         pids,
+        f"GRANT pg_read_all_stats TO {identifier(user)};",
     )
 
 

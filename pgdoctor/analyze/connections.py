@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
+from pgdoctor.analyze import actions
 from pgdoctor.analyze.activity import waits_for
 from pgdoctor.analyze.common import CLIENT_BACKEND, insufficient_privilege
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
@@ -219,12 +220,18 @@ def idle_in_transaction(p: _Picture, server: ServerInfo, t: Thresholds) -> list[
                 f"set idle_in_transaction_session_timeout (now {idle_timeout}ms, 0 = off) so the server "
                 "ends such sessions",
                 _pids(members),
+                actions.lines(
+                    actions.terminate_sessions(members),
+                    actions.prevent(
+                        members, "idle_in_transaction_session_timeout", t.idle_xact_crit_s, server
+                    ),
+                ),
             )
         )
     return findings
 
 
-def idle_connections(p: _Picture, cap: Capacity, t: Thresholds) -> list[Finding]:
+def idle_connections(p: _Picture, cap: Capacity, server: ServerInfo, t: Thresholds) -> list[Finding]:
     """Per application, many idle connections: a pool larger than its load, or leaked ones."""
     findings = []
     for app, members in p.by_app(("idle",)).items():
@@ -249,6 +256,10 @@ def idle_connections(p: _Picture, cap: Capacity, t: Thresholds) -> list[Finding]
                 "cap the application's pool (pool_size/max_overflow) and recycle idle connections "
                 "(pool_recycle); set idle_session_timeout (PostgreSQL 14+) or put PgBouncer in front",
                 _pids(members),
+                actions.lines(
+                    actions.terminate_sessions(members),
+                    actions.prevent(members, "idle_session_timeout", t.leak_idle_s, server),
+                ),
             )
         )
     return findings
@@ -261,6 +272,7 @@ def blocked(p: _Picture, data: ConnectionsData, every: list[Session], t: Thresho
         return []
     by_pid = {s.pid: s for s in every}
     waits = waits_for(data.activity)  # the waits-for graph `locks` draws: the same root blockers
+    rows = {r.pid: r for r in data.activity}
     findings = []
     for app, members in groups.items():
         longest = max(s.query_age_s or 0 for s in members)
@@ -275,13 +287,20 @@ def blocked(p: _Picture, data: ConnectionsData, every: list[Session], t: Thresho
                 f"{', '.join(map(str, holders))}" + (f"; root blocker(s): {roots}" if roots else ""),
                 "run `pgdoctor locks` for the blocking tree and the root blocker",
                 _pids(members),
+                actions.end_sessions(root_blockers(waits, above=_pids(members)), rows),
             )
         )
     return findings
 
 
-def xmin_horizon(sessions: list[Session], t: Thresholds) -> list[Finding]:
+def xmin_horizon(sessions: list[Session], data: ConnectionsData, t: Thresholds) -> list[Finding]:
     """A transaction holding back the xmin horizon for long."""
+    long = [
+        s
+        for s in sessions
+        if s.xmin_age is not None and s.xact_age_s is not None and s.xact_age_s >= t.xmin_warn_s
+    ]
+    rows = {r.pid: r for r in data.activity} if long else {}  # built once, and only when needed
     return [
         Finding(
             Severity.CRITICAL if s.xmin_age >= t.xmin_crit_age else Severity.WARNING,
@@ -292,9 +311,10 @@ def xmin_horizon(sessions: list[Session], t: Thresholds) -> list[Finding]:
             "end that transaction; bound transactions with idle_in_transaction_session_timeout or "
             "statement_timeout",
             (s.pid,),
+            actions.end_session(rows[s.pid]),
         )
-        for s in sessions
-        if s.xmin_age is not None and s.xact_age_s is not None and s.xact_age_s >= t.xmin_warn_s
+        for s in long
+        if s.xmin_age is not None and s.xact_age_s is not None
     ]
 
 
@@ -359,9 +379,9 @@ def analyze(
     findings = [
         *find_capacity(cap, warn_pct=t.capacity_warn_pct, crit_pct=t.capacity_crit_pct),
         *idle_in_transaction(picture, data.server, t),
-        *idle_connections(picture, cap, t),
+        *idle_connections(picture, cap, data.server, t),
         *blocked(picture, data, every, t),
-        *xmin_horizon(sessions, t),
+        *xmin_horizon(sessions, data, t),
         *hidden_sessions(sessions, data.server),
     ]
     order = sorted(range(len(sessions)), key=lambda i: (keys[i], sessions[i].cls, sessions[i].pid))

@@ -26,6 +26,9 @@ class Finding:
     message: str
     advice: str = ""
     pids: tuple[int, ...] = field(default_factory=tuple)
+    # SQL (or, for PgBouncer, admin console commands) an operator could run: one statement per line,
+    # what acts now first, then what prevents a recurrence; "" when there is none. Printed, never run.
+    action: str = ""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -35,6 +38,7 @@ class Finding:
             "message": self.message,
             "advice": self.advice,
             "pids": list(self.pids),
+            "action": self.action,
         }
 
 

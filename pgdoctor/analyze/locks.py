@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from pgdoctor.analyze import actions
 from pgdoctor.analyze.activity import lock_picture, waiting
 from pgdoctor.analyze.common import HIDDEN_QUERY, insufficient_privilege
 from pgdoctor.analyze.deadlocks import DeadlockGroup
@@ -17,7 +18,9 @@ from pgdoctor.analyze.findings import Finding, Severity, sort_findings
 from pgdoctor.analyze.format import duration
 from pgdoctor.analyze.lock_graph import PREPARED, Graph, TreeNode, Waiter, apply_min_wait
 from pgdoctor.analyze.lock_objects import object_name
+from pgdoctor.analyze.sessions import to_session
 from pgdoctor.analyze.thresholds import (
+    IDLE_XACT_CRIT_S,
     LOCK_PRESSURE_CRIT_PCT,
     LOCK_PRESSURE_WARN_PCT,
     LOCK_QUEUE_CRIT,
@@ -83,18 +86,8 @@ class LocksReport:
 
 
 def action_for(pid: int, state: str | None) -> str:
-    """The SQL that frees the lock: cancel a running statement; terminate a session that sits idle
-    (in a transaction, or holding session-level advisory locks), since cancel does nothing there."""
-    if pid == PREPARED:
-        return "SELECT gid, prepared, owner FROM pg_prepared_xacts; -- then ROLLBACK PREPARED '<gid>'"
-    if state in (*IDLE_IN_XACT, "idle"):
-        return f"SELECT pg_terminate_backend({pid});"
-    if state is None:
-        return (
-            f"SELECT pg_cancel_backend({pid}); -- its state is hidden from this role; if it is idle "
-            f"(in transaction): SELECT pg_terminate_backend({pid});"
-        )
-    return f"SELECT pg_cancel_backend({pid});"
+    """The one-line statement shown beside a root blocker (`pgdoctor.analyze.actions.short`)."""
+    return actions.short(pid, state)
 
 
 def to_waiter(s: ActivityRow, lock: WaitLock | None) -> Waiter:
@@ -199,6 +192,7 @@ def deadlock_finding(
         message,
         end + "; make the applications take their locks in the same order",
         tuple(sorted(set(group.pids) | behind)),
+        actions.end_sessions([group.breaks_all], sessions) if group.breaks_all is not None else "",
     )
 
 
@@ -221,8 +215,11 @@ def to_root(pid: int, s: ActivityRow | None, graph: Graph) -> Root:
     )
 
 
-def idle_in_transaction_blockers(roots: list[Root], server: ServerInfo) -> list[Finding]:
-    """A root blocker idle in a transaction: nothing will release its locks but its end."""
+def idle_in_transaction_blockers(
+    roots: list[Root], sessions: dict[int, ActivityRow], server: ServerInfo
+) -> list[Finding]:
+    """A root blocker idle in a transaction: nothing will release its locks but its end (the action:
+    end exactly that session in that transaction; then the role's idle_in_transaction_session_timeout)."""
     idle_timeout = server.setting("idle_in_transaction_session_timeout") or "0"
     return [
         Finding(
@@ -236,6 +233,12 @@ def idle_in_transaction_blockers(roots: list[Root], server: ServerInfo) -> list[
             "back before slow work; set idle_in_transaction_session_timeout (now "
             f"{idle_timeout}ms, 0 = off)",
             (r.pid,),
+            actions.lines(
+                actions.terminate_sessions([to_session(sessions[r.pid])]),
+                actions.prevent(
+                    [sessions[r.pid]], "idle_in_transaction_session_timeout", IDLE_XACT_CRIT_S, server
+                ),
+            ),
         )
         for r in roots
         if r.state in IDLE_IN_XACT
@@ -270,6 +273,7 @@ def long_waits(
                 if r.action
                 else "the root blocker is gone; run pgdoctor locks again",
                 tuple(sorted(w.pid for w in long)),
+                actions.end_sessions([r.pid], sessions),
             )
         )
     return findings
@@ -370,7 +374,7 @@ def analyze(
     pressure = pressure_of(data.server, data.lock_table)
 
     findings = [
-        *idle_in_transaction_blockers(roots, data.server),
+        *idle_in_transaction_blockers(roots, sessions, data.server),
         *long_waits(roots, shown, graph, sessions, wait_warn_s, wait_crit_s),
         *(deadlock_finding(g, graph, sessions, data.server, wait_crit_s) for g in deadlocks),
         *lock_queues(shown, queue_warn, queue_crit),

@@ -32,6 +32,7 @@ from pgdoctor.analyze.pgbouncer_rows import (
 # PgBouncer process will reload its configuration files and update changeable settings"); advice prints
 # it, pgdoctor never sends it.
 RELOAD_ADVICE = "run RELOAD; on the admin console (pgdoctor never runs it)"
+RELOAD = "RELOAD;"  # the action of a finding whose advice is an edit of pgbouncer.ini
 
 if TYPE_CHECKING:
     from pgdoctor.collect.pgbouncer import DatabaseRow, PgBouncerData
@@ -183,6 +184,7 @@ def find_client_limit(
             "PgBouncer refuses new clients (no more connections allowed)",
             "raise max_client_conn in pgbouncer.ini (it costs PgBouncer little memory, not PostgreSQL "
             f"slots), then {RELOAD_ADVICE}; or cap the applications' pools (`pgdoctor recommend`)",
+            action=RELOAD,
         )
     ]
 
@@ -225,6 +227,7 @@ def find_exceeds_postgres(
             "lower default_pool_size / reserve_pool_size, or cap with max_db_connections / "
             "max_user_connections so the pools fit the server (`pgdoctor recommend --pgbouncer-dsn` "
             f"compares them), in pgbouncer.ini, then {RELOAD_ADVICE}",
+            action=RELOAD,
         )
     ]
 
@@ -269,8 +272,9 @@ def find_paused_disabled(dbs: list[DatabaseRow]) -> list[Finding]:
                     "paused",
                     d.name,
                     "the database is PAUSEd in PgBouncer: its clients wait and get no server connection",
-                    f"an administrator runs RESUME {console_name(d.name)}; on the admin console once the "
-                    "reason is gone (pgdoctor never runs it)",
+                    "once the reason is gone, an administrator resumes it on the admin console (pgdoctor "
+                    "prints the command, never runs it)",
+                    action=f"RESUME {console_name(d.name)};",
                 )
             )
         if d.disabled:
@@ -280,8 +284,9 @@ def find_paused_disabled(dbs: list[DatabaseRow]) -> list[Finding]:
                     "disabled",
                     d.name,
                     "the database is DISABLEd in PgBouncer: new clients are refused",
-                    f"run ENABLE {console_name(d.name)}; on the admin console when intended (pgdoctor never "
+                    "enable it on the admin console when intended (pgdoctor prints the command, never "
                     "runs it)",
+                    action=f"ENABLE {console_name(d.name)};",
                 )
             )
     return out
@@ -303,6 +308,7 @@ def find_session_mode_many_clients(
             "use pool_mode = transaction if the application keeps no session state (prepared statements "
             "before PgBouncer 1.21, SET, advisory locks, LISTEN, temp tables): set it in pgbouncer.ini, "
             f"then {RELOAD_ADVICE}",
+            action=RELOAD,
         )
     ]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from pgdoctor.analyze import actions
 from pgdoctor.analyze.activity import running as running_now
 from pgdoctor.analyze.common import Unusable, insufficient_privilege
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
@@ -286,6 +287,7 @@ def long_running(running: list[Running], t: Thresholds) -> list[Finding]:
                 "connection (and its snapshot) until it ends",
                 "look at them below; pg_cancel_backend(pid) stops one; statement_timeout bounds them",
                 tuple(sorted(r.pid for r in members)),
+                actions.cancel_statements(members),
             )
         )
     return findings

@@ -84,6 +84,7 @@ TABULATE_MAX_ROWS = 500  # past this, plain tables use simple_table(): the same 
 RICH_MAX_ROWS = 1000  # rich draws ~1 ms per row; past this a terminal table is neither fast nor readable
 SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 MAX_PIDS_SHOWN = 12
+SQL_PREFIX = "  sql: "  # a line of a finding's action, under the finding
 
 
 # Characters that steer a terminal or hide what text says: C0 controls (ESC, BEL, CR, newline, tab …),
@@ -160,6 +161,7 @@ def finding_lines(f: Finding) -> list[str]:
         lines.append(f"  -> {f.advice}")
     if f.pids:
         lines.append(f"  pids: {pid_list(f.pids)}")
+    lines.extend(f"{SQL_PREFIX}{statement}" for statement in f.action.splitlines())
     return lines
 
 
@@ -398,4 +400,5 @@ def _rich(doc: Document, out: IO[str]) -> None:
             head, *rest = finding_lines(f)
             console.print(_rich_line(head, SEVERITY_STYLE[f.severity.value]))
             for text in rest:
-                console.print(_rich_line(text))
+                # a statement is never folded: the terminal wraps it, and a copy of it runs unchanged
+                console.print(_rich_line(text), soft_wrap=text.startswith(SQL_PREFIX))

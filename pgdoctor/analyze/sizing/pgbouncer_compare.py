@@ -207,6 +207,7 @@ def differs_finding(settings: list[BouncerSetting], databases: list[BouncerDatab
             "pgbouncer",
             f"the running PgBouncer differs from the recommendation: {'; '.join(parts)}",
             advice,
+            action="RELOAD;",  # on the admin console, after the edit
         )
     ]
 
