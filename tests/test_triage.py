@@ -59,7 +59,11 @@ def test_the_recorded_incident(name: str) -> None:
         "long_running",
     ]
     assert top["sources"] == ["connections", "locks", "slow-queries"]
-    assert top["actions"] == [f"SELECT pg_terminate_backend({root});"]
+    # the guarded statement that ends the root alone, then what prevents a recurrence; never the
+    # waiters' cancels nor the other idle transactions of its application
+    ends_root = f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = {root} AND "
+    assert top["actions"][0].startswith(ends_root)
+    assert top["actions"][1:] and all(a.startswith("ALTER ROLE ") for a in top["actions"][1:])
     assert top["impact"] == {"sessions_blocked": 3, "clients_waiting": 0, "slots_held": 15}
     assert problems[1]["impact"]["slots_held"] == 127 and problems[1]["codes"] == ["idle_connections"]
     assert problems[2]["codes"] == ["capacity"]
@@ -98,7 +102,7 @@ def test_every_kind_of_lock_picture() -> None:
         app = p["subject"].split("(", 1)[1].rstrip(")")
         waits = [doc["findings"][i] for i in p["findings"] if doc["findings"][i]["code"] == "long_wait"]
         assert [w["subject"] for w in waits] == [app], p["subject"]  # behind its own root only
-        assert p["root_pid"] in p["pids"] and p["actions"][0].endswith(f"({p['root_pid']});")
+        assert p["root_pid"] in p["pids"] and f"WHERE pid = {p['root_pid']} AND " in p["actions"][0]
     deadlock = problems[5]
     assert deadlock["message"].startswith("sessions 24128 -> 24131 wait on each other in a cycle")
     assert deadlock["codes"] == ["blocked", "deadlock_cycle"] and deadlock["pids"] == [24128, 24131]
@@ -141,7 +145,8 @@ def test_every_format(fmt: str) -> None:
         ]
         return
     out = result.stdout
-    assert "What to do first" in out and "run: SELECT pg_terminate_backend(15643);" in out
+    ends_root = "sql: SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = 15643 AND "
+    assert "What to do first" in out and ends_root in out
     assert (
         out.index("What to do first")
         < out.index("Problems, most urgent first")

@@ -66,6 +66,16 @@ def _select(function: str, conditions: Iterable[str | None]) -> str:
     return f"SELECT {function}(pid) FROM pg_stat_activity WHERE {' AND '.join(where)};"
 
 
+def ends_only(statement: str, pid: int) -> bool:
+    """The statement (one of `end_session`'s) cancels or terminates this one session and no other."""
+    return statement.startswith("SELECT pg_") and f" WHERE pid = {pid} AND " in statement
+
+
+def is_prevention(statement: str) -> bool:
+    """A statement of `prevent`: it changes what the server will do, not who is connected now."""
+    return statement.startswith("ALTER ROLE ")
+
+
 def is_pgdoctor(s: Session | ActivityRow | Running) -> bool:
     """A session of pgdoctor (this run's own is never read): named so, or its last statement is one."""
     return s.application_name == APPLICATION_NAME or PGDOCTOR_MARKER in (s.query or "")

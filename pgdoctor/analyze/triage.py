@@ -133,13 +133,27 @@ class _Tree:
 
 
 def actions_of(findings: Iterable[Finding]) -> list[str]:
-    """The ready statements findings carry (a Finding's optional `action`), each once."""
+    """The ready statements findings carry (a Finding's optional `action`: one statement a line), each
+    statement once, in the findings' order."""
     out: list[str] = []
     for f in findings:
         action = getattr(f, "action", None)
-        if isinstance(action, str) and action and action not in out:
-            out.append(action)
+        if isinstance(action, str):
+            out += [line for line in action.splitlines() if line and line not in out]
     return out
+
+
+def root_actions(root: Root, findings: Iterable[Finding]) -> list[str]:
+    """What frees a blocking tree: the statement that ends its root blocker alone, guarded to still be the
+    same session (a finding's; else the short one `locks` shows beside the root), then what prevents a
+    recurrence. Not the statements of its other evidence: cancelling the waiters, or ending every idle
+    transaction of the root's application, frees nothing the root does not hold."""
+    from pgdoctor.analyze.actions import ends_only, is_prevention
+
+    every = actions_of(findings)
+    guarded = [a for a in every if ends_only(a, root.pid)]
+    first = guarded[:1] or ([root.action] if root.action else [])
+    return first + [a for a in every if is_prevention(a)]
 
 
 def as_triage_note(s: Sourced) -> Sourced:
@@ -284,7 +298,7 @@ def tree_problem(tree: _Tree, members: list[int], findings: list[Sourced], locks
             else f"pid {root.pid} ({root.application_name or '(none)'})"
         )
         message, advice = root_message(root, tree.pids - {root.pid}, locks), root_advice(root, fs)
-        actions = ([root.action] if root.action else []) + actions_of(fs)
+        actions = root_actions(root, fs)
     else:
         cycles = [i for i in members if findings[i].finding.code == "deadlock_cycle"]
         lead = _lead(cycles or members, findings)

@@ -67,7 +67,7 @@ def problem_lines(p: Problem, report: TriageReport, full: bool) -> list[str]:
     lines = [f"{p.rank}. {p.severity.value.upper()} {p.subject}: {p.message}"]
     if p.advice:
         lines.append(f"   -> {p.advice}")
-    lines += [f"   run: {action}" for action in p.actions]
+    lines += [f"   sql: {action}" for action in p.actions]
     impact = p.impact
     held = [f"{impact.sessions_blocked} session(s) blocked"] if impact.sessions_blocked else []
     held += [f"{impact.clients_waiting} client(s) waiting in PgBouncer"] if impact.clients_waiting else []
@@ -90,7 +90,7 @@ def first_section(report: TriageReport, full: bool) -> list[Section]:
     top = report.problems[0]
     lines = ["What to do first", f"{top.severity.value.upper()} {top.subject}: {top.message}"]
     lines += [f"  -> {top.advice}"] if top.advice else []
-    lines += [f"  run: {action}" for action in top.actions]
+    lines += [f"  sql: {action}" for action in top.actions]
     lines += [f"  {NEVER_RUN}"] if top.actions else []
     return [Text(lines, SEVERITY_STYLE[top.severity.value])]
 
