@@ -102,6 +102,18 @@ PostgresDsnOpt = Annotated[
 ]
 FullOpt = Annotated[bool, typer.Option("--full", help="Show whole query texts.")]
 
+# The connections analysis' thresholds, for `connections` and `record` (which runs that analysis every
+# tick); their defaults are analyze.thresholds' constants, given where each command declares the option.
+CapacityWarnOpt = Annotated[float, typer.Option(help="Warn when this % of usable slots is used.")]
+CapacityCritOpt = Annotated[float, typer.Option(help="Critical at this % of usable slots.")]
+IdleXactWarnOpt = Annotated[float, typer.Option(help="Seconds idle in transaction before a warning.")]
+IdleXactCritOpt = Annotated[float, typer.Option(help="Seconds idle in transaction before critical.")]
+LeakMinIdleOpt = Annotated[int, typer.Option(help="Idle connections of one app that may be a leak.")]
+LeakSharePctOpt = Annotated[float, typer.Option(help="...or that take this % of usable slots.")]
+LeakIdleAgeOpt = Annotated[float, typer.Option(help="Seconds idle after which a connection looks leaked.")]
+BlockedCritOpt = Annotated[float, typer.Option(help="Seconds waiting on a lock before critical.")]
+XminWarnOpt = Annotated[float, typer.Option(help="Seconds a transaction may hold back xmin.")]
+
 # Options whose value may be left out, and the value they then take: `--watch` alone is `--watch 2s`
 # (click as typer ships it has no optional values: Command.parse_args writes the value in).
 OPTIONAL_VALUES = {"--watch": "2s"}

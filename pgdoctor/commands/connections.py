@@ -13,14 +13,23 @@ from pgdoctor.commands.sampling import SAMPLE_HELP
 from pgdoctor.commands.watching import WatchOpt
 from pgdoctor.errors import ExitCode, PgDoctorError
 from pgdoctor.options import (
+    BlockedCritOpt,
+    CapacityCritOpt,
+    CapacityWarnOpt,
     DsnOpt,
     FailOn,
     FailOnOpt,
     FormatOpt,
     FullOpt,
+    IdleXactCritOpt,
+    IdleXactWarnOpt,
+    LeakIdleAgeOpt,
+    LeakMinIdleOpt,
+    LeakSharePctOpt,
     PgBouncerDsnOpt,
     SnapshotOpt,
     TimeoutOpt,
+    XminWarnOpt,
     emit_report,
     exit_code,
     obtain,
@@ -48,33 +57,15 @@ def connections(
     ] = None,
     sessions: Annotated[bool, typer.Option("--sessions", help="List every client session too.")] = False,
     full: FullOpt = False,
-    capacity_warn_pct: Annotated[
-        float, typer.Option(help="Warn when this % of usable slots is used.")
-    ] = t.CAPACITY_WARN_PCT,
-    capacity_crit_pct: Annotated[
-        float, typer.Option(help="Critical at this % of usable slots.")
-    ] = t.CAPACITY_CRIT_PCT,
-    idle_xact_warn: Annotated[
-        float, typer.Option(help="Seconds idle in transaction before a warning.")
-    ] = t.IDLE_XACT_WARN_S,
-    idle_xact_crit: Annotated[
-        float, typer.Option(help="Seconds idle in transaction before critical.")
-    ] = t.IDLE_XACT_CRIT_S,
-    leak_min_idle: Annotated[
-        int, typer.Option(help="Idle connections of one app that may be a leak.")
-    ] = t.LEAK_MIN_IDLE,
-    leak_share_pct: Annotated[
-        float, typer.Option(help="...or that take this % of usable slots.")
-    ] = t.LEAK_SHARE_PCT,
-    leak_idle_age: Annotated[
-        float, typer.Option(help="Seconds idle after which a connection looks leaked.")
-    ] = t.LEAK_IDLE_S,
-    blocked_crit: Annotated[
-        float, typer.Option(help="Seconds waiting on a lock before critical.")
-    ] = t.BLOCKED_CRIT_S,
-    xmin_warn: Annotated[
-        float, typer.Option(help="Seconds a transaction may hold back xmin.")
-    ] = t.XMIN_WARN_S,
+    capacity_warn_pct: CapacityWarnOpt = t.CAPACITY_WARN_PCT,
+    capacity_crit_pct: CapacityCritOpt = t.CAPACITY_CRIT_PCT,
+    idle_xact_warn: IdleXactWarnOpt = t.IDLE_XACT_WARN_S,
+    idle_xact_crit: IdleXactCritOpt = t.IDLE_XACT_CRIT_S,
+    leak_min_idle: LeakMinIdleOpt = t.LEAK_MIN_IDLE,
+    leak_share_pct: LeakSharePctOpt = t.LEAK_SHARE_PCT,
+    leak_idle_age: LeakIdleAgeOpt = t.LEAK_IDLE_S,
+    blocked_crit: BlockedCritOpt = t.BLOCKED_CRIT_S,
+    xmin_warn: XminWarnOpt = t.XMIN_WARN_S,
     ps: Annotated[
         bool,
         typer.Option(

@@ -13,15 +13,26 @@ import typer
 
 from pgdoctor.analyze import thresholds as t
 from pgdoctor.errors import ExitCode, PgDoctorError
-from pgdoctor.options import DsnOpt, PgBouncerDsnOpt, TimeoutOpt
+from pgdoctor.options import (
+    BlockedCritOpt,
+    CapacityCritOpt,
+    CapacityWarnOpt,
+    DsnOpt,
+    IdleXactCritOpt,
+    IdleXactWarnOpt,
+    LeakIdleAgeOpt,
+    LeakMinIdleOpt,
+    LeakSharePctOpt,
+    PgBouncerDsnOpt,
+    TimeoutOpt,
+    XminWarnOpt,
+)
 
 if TYPE_CHECKING:
     from pgdoctor.collect.pgbouncer import Console
     from pgdoctor.db import Database
     from pgdoctor.snapshot.recording import Writer
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|min|h)?\s*$", re.IGNORECASE)
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*(b|k|kb|m|mb|g|gb)?\s*$", re.IGNORECASE)
 _UNIT_B = {"b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30}
 
@@ -36,16 +47,9 @@ MIN_MAX_SIZE = 4096
 
 def parse_duration(text: str, option: str, low: float, high: float) -> float:
     """'5s', '500ms', '2m', '1h' or plain seconds -> seconds, within [low, high]; else a usage error."""
-    m = _DURATION.match(text)
-    shown = repr(text[:40])
-    if not m:
-        raise PgDoctorError(f"invalid {option} {shown}: give a duration such as 5s, 2m or 1h", ExitCode.USAGE)
-    seconds = float(m.group(1)) * _UNIT_S[(m.group(2) or "s").lower()]
-    if not low <= seconds <= high:
-        raise PgDoctorError(
-            f"invalid {option} {shown}: must be between {low:g}s and {high:g}s", ExitCode.USAGE
-        )
-    return seconds
+    from pgdoctor.durations import parse
+
+    return parse(text, option, low, high, "5s, 2m or 1h")
 
 
 def parse_size(text: str) -> int:
@@ -88,33 +92,15 @@ def record(
     ] = DEFAULT_MAX_SIZE,
     pgbouncer_dsn: PgBouncerDsnOpt = None,
     timeout: TimeoutOpt = 5.0,
-    capacity_warn_pct: Annotated[
-        float, typer.Option(help="Warn when this % of usable slots is used.")
-    ] = t.CAPACITY_WARN_PCT,
-    capacity_crit_pct: Annotated[
-        float, typer.Option(help="Critical at this % of usable slots.")
-    ] = t.CAPACITY_CRIT_PCT,
-    idle_xact_warn: Annotated[
-        float, typer.Option(help="Seconds idle in transaction before a warning.")
-    ] = t.IDLE_XACT_WARN_S,
-    idle_xact_crit: Annotated[
-        float, typer.Option(help="Seconds idle in transaction before critical.")
-    ] = t.IDLE_XACT_CRIT_S,
-    leak_min_idle: Annotated[
-        int, typer.Option(help="Idle connections of one app that may be a leak.")
-    ] = t.LEAK_MIN_IDLE,
-    leak_share_pct: Annotated[
-        float, typer.Option(help="...or that take this % of usable slots.")
-    ] = t.LEAK_SHARE_PCT,
-    leak_idle_age: Annotated[
-        float, typer.Option(help="Seconds idle after which a connection looks leaked.")
-    ] = t.LEAK_IDLE_S,
-    blocked_crit: Annotated[
-        float, typer.Option(help="Seconds waiting on a lock before critical.")
-    ] = t.BLOCKED_CRIT_S,
-    xmin_warn: Annotated[
-        float, typer.Option(help="Seconds a transaction may hold back xmin.")
-    ] = t.XMIN_WARN_S,
+    capacity_warn_pct: CapacityWarnOpt = t.CAPACITY_WARN_PCT,
+    capacity_crit_pct: CapacityCritOpt = t.CAPACITY_CRIT_PCT,
+    idle_xact_warn: IdleXactWarnOpt = t.IDLE_XACT_WARN_S,
+    idle_xact_crit: IdleXactCritOpt = t.IDLE_XACT_CRIT_S,
+    leak_min_idle: LeakMinIdleOpt = t.LEAK_MIN_IDLE,
+    leak_share_pct: LeakSharePctOpt = t.LEAK_SHARE_PCT,
+    leak_idle_age: LeakIdleAgeOpt = t.LEAK_IDLE_S,
+    blocked_crit: BlockedCritOpt = t.BLOCKED_CRIT_S,
+    xmin_warn: XminWarnOpt = t.XMIN_WARN_S,
 ) -> None:
     """Record what `connections` reads (and PgBouncer's pools) every tick, for `pgdoctor timeline`.
 

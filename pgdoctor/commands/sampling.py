@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import sys
 import time
 from pathlib import Path
@@ -25,8 +24,6 @@ if TYPE_CHECKING:
 MIN_SAMPLE_S = 0.5
 MAX_SAMPLE_S = 600.0
 SAMPLE_DATASET = "sample"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|min)?\s*$", re.IGNORECASE)
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0}
 
 SAMPLE_HELP = (
     "Read pg_stat_activity every 100 ms for DURATION (5s, 30s, 2m; at most 10m) and report per "
@@ -38,19 +35,9 @@ SAMPLE_HELP = (
 
 def parse_sample(text: str, option: str = "--sample") -> float:
     """'5s', '2m', '500ms' or plain seconds -> seconds; else a usage error."""
-    m = _DURATION.match(text)
-    shown = repr(text[:40])
-    if not m:
-        raise PgDoctorError(
-            f"invalid {option} {shown}: give a duration such as 5s, 30s or 2m", ExitCode.USAGE
-        )
-    seconds = float(m.group(1)) * _UNIT_S[(m.group(2) or "s").lower()]
-    if not MIN_SAMPLE_S <= seconds <= MAX_SAMPLE_S:
-        raise PgDoctorError(
-            f"invalid {option} {shown}: must be between {MIN_SAMPLE_S:g}s and {MAX_SAMPLE_S:g}s",
-            ExitCode.USAGE,
-        )
-    return seconds
+    from pgdoctor.durations import parse
+
+    return parse(text, option, MIN_SAMPLE_S, MAX_SAMPLE_S)
 
 
 class _Bar:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 import typer
@@ -35,25 +34,13 @@ from pgdoctor.options import (
 from pgdoctor.render.formats import Format
 
 MAX_INTERVAL_S = 3600.0
-_INTERVAL = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|min|h)?\s*$", re.IGNORECASE)
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
 
 def parse_interval(text: str) -> float:
     """'30s', '2m', '500ms', '1h' or plain seconds ('45', '0.5') -> seconds; else a usage error."""
-    m = _INTERVAL.match(text)
-    if not m:
-        raise PgDoctorError(
-            f"invalid --interval {text!r}: give a duration such as 30s, 2m, 500ms or plain seconds",
-            ExitCode.USAGE,
-        )
-    seconds = float(m.group(1)) * _UNIT_S[(m.group(2) or "s").lower()]
-    if seconds <= 0 or seconds > MAX_INTERVAL_S:
-        raise PgDoctorError(
-            f"invalid --interval {text!r}: must be more than 0 and at most {MAX_INTERVAL_S:g}s",
-            ExitCode.USAGE,
-        )
-    return seconds
+    from pgdoctor.durations import parse
+
+    return parse(text, "--interval", 0, MAX_INTERVAL_S, "30s, 2m, 500ms or plain seconds")
 
 
 def slow_queries(

@@ -12,7 +12,6 @@ terminal; one summary line per tick in a pipe or with --format plain; one JSON d
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -42,8 +41,6 @@ if TYPE_CHECKING:
 MIN_WATCH_S = 0.5
 MAX_WATCH_S = 3600.0
 DEFAULT_WATCH = OPTIONAL_VALUES["--watch"]
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|min)?\s*$", re.IGNORECASE)
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0}
 
 WATCH_HELP = (
     f"Read and report again every INTERVAL (default {DEFAULT_WATCH} when given alone; 5s, 500ms, 1m or "
@@ -58,16 +55,9 @@ WatchOpt = Annotated[
 
 def parse_interval(text: str) -> float:
     """'2s', '500ms', '1m' or plain seconds -> seconds; else a usage error."""
-    m = _DURATION.match(text)
-    shown = repr(text[:40])
-    if not m:
-        raise PgDoctorError(f"invalid --watch {shown}: give an interval such as 2s, 5s or 1m", ExitCode.USAGE)
-    seconds = float(m.group(1)) * _UNIT_S[(m.group(2) or "s").lower()]
-    if not MIN_WATCH_S <= seconds <= MAX_WATCH_S:
-        raise PgDoctorError(
-            f"invalid --watch {shown}: must be between {MIN_WATCH_S:g}s and {MAX_WATCH_S:g}s", ExitCode.USAGE
-        )
-    return seconds
+    from pgdoctor.durations import parse
+
+    return parse(text, "--watch", MIN_WATCH_S, MAX_WATCH_S, "2s, 5s or 1m")
 
 
 def refuse(fmt: Format, **others: Any) -> None:
