@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from pgdoctor.analyze.findings import Finding, Severity
-from pgdoctor.analyze.triage import (
+from pgdoctor.analyze.problems import (
     Sourced,
     _Tree,
     actions_of,

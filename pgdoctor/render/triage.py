@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from pgdoctor.analyze.findings import Finding
-from pgdoctor.analyze.triage import Problem, Sourced, TriageReport
+from pgdoctor.analyze.problems import Problem, Sourced
+from pgdoctor.analyze.triage import TriageReport
 from pgdoctor.render import connections as render_connections
 from pgdoctor.render import locks as render_locks
 from pgdoctor.render import slow_queries as render_slow_queries
