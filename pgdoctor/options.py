@@ -170,8 +170,8 @@ def obtain(
         from pgdoctor.snapshot import load_dataset
 
         return load_dataset(snapshot, name, cls)
+    from pgdoctor.collect import collector
     from pgdoctor.db import connect
-    from pgdoctor.snapshot import collector
 
     with connect(dsn, timeout) as db:
         result: T = (live or collector(name))(db)
@@ -184,8 +184,8 @@ def obtain_pair(
     """Two datasets (name, class), as `obtain` gets one: from the snapshot, or live over one connection."""
     if snapshot is not None:
         return obtain(*first, dsn, snapshot, t), obtain(*second, dsn, snapshot, t)
+    from pgdoctor.collect import collector
     from pgdoctor.db import connect
-    from pgdoctor.snapshot import collector
 
     with connect(dsn, t) as db:
         return collector(first[0])(db), collector(second[0])(db)

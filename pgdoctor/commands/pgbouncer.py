@@ -1,6 +1,7 @@
 """`pgdoctor pgbouncer`: PgBouncer's pools, clients and server connections, from its admin console."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads this command's annotations on every run, and
+# as objects (not text to evaluate) they cost half as much to read (benchmarks/README.md, issue 12).
 
 from typing import Annotated
 

@@ -147,7 +147,7 @@ def sample(
 def has_sample(snapshot: Path) -> bool:
     from pgdoctor.snapshot import read
 
-    return SAMPLE_DATASET in read(snapshot).datasets
+    return SAMPLE_DATASET in read(snapshot, keep=True).datasets  # kept for the load that follows
 
 
 def connections_sample(

@@ -245,8 +245,6 @@ def _tree_lines(node: Node, depth: int, markdown: bool) -> list[str]:
 
 def _tabulated_table(section: Table, *, markdown: bool) -> str:
     """One table's text: markdown, tabulate's `simple`, or its fast equivalent for long tables."""
-    from tabulate import tabulate
-
     if not section.rows:
         return "(none)"
     cells = [[text_of(c) for c in row] for row in section.rows]
@@ -256,6 +254,8 @@ def _tabulated_table(section: Table, *, markdown: bool) -> str:
         return markdown_table(cells, headers, aligns)
     if len(cells) > TABULATE_MAX_ROWS:
         return simple_table(cells, headers, aligns)
+    from tabulate import tabulate  # only here: markdown and long tables do without it
+
     return str(tabulate(cells, headers=headers, tablefmt="simple", colalign=aligns, disable_numparse=True))
 
 

@@ -16,13 +16,13 @@ from typing import Any, TypeVar
 import msgspec
 
 from pgdoctor import __version__
-from pgdoctor.collect import DATASETS, POOLER_DATASETS
+from pgdoctor.collect import DATASETS, POOLER_DATASETS, collector
 from pgdoctor.errors import ExitCode, PgDoctorError
 from pgdoctor.serde import convert, decode, not_json, to_jsonable
 from pgdoctor.snapshot.format1 import from_format_1
 from pgdoctor.snapshot.output import Output, save
 
-__all__ = ["Output", "capture", "dataset_type", "load_dataset", "read", "save"]
+__all__ = ["Output", "capture", "collector", "dataset_type", "load_dataset", "read", "save"]
 
 if typing.TYPE_CHECKING:
     from types import ModuleType
@@ -52,11 +52,6 @@ def dataset_type(name: str) -> type:
     """The dataclass of a dataset (`connections`, …, `pgbouncer`)."""
     module, cls = _spec(name)
     return typing.cast(type, getattr(importlib.import_module(module), cls))
-
-
-def collector(name: str) -> typing.Callable[[Any], Any]:
-    """The live read of a dataset: its module's `collect(db)`."""
-    return typing.cast(typing.Callable[[Any], Any], _module(name).collect)
 
 
 def _own(data: Any) -> dict[str, Any]:
@@ -162,10 +157,10 @@ class Snapshot:
     datasets: dict[str, msgspec.Raw]
 
 
-# The last file `read`, kept for the next `read` of the same file (and only that one): `connections
+# A file read with `keep`, kept for the next `read` of the same file (and only that one): `connections
 # --snapshot` asks whether the file holds a sample, then loads its dataset, and the 46 MB of a
 # 100,000-session snapshot are read and parsed once, not twice (~0.15 s). (file identity -> envelope)
-_LAST_READ: dict[tuple[Any, ...], Snapshot] = {}
+_KEPT: dict[tuple[Any, ...], Snapshot] = {}
 
 
 def _identity(path: Path) -> tuple[Any, ...] | None:
@@ -176,16 +171,15 @@ def _identity(path: Path) -> tuple[Any, ...] | None:
     return (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def read(path: Path) -> Snapshot:
-    """Load and check a snapshot file's envelope; one clear error for anything that is not one."""
+def read(path: Path, keep: bool = False) -> Snapshot:
+    """Load and check a snapshot file's envelope; one clear error for anything that is not one. `keep`:
+    the next `read` of this file (unchanged) takes this envelope instead of reading it again."""
     key = _identity(path)
-    kept = _LAST_READ.pop(key, None) if key is not None else None
-    if kept is not None:
-        return kept
-    _LAST_READ.clear()
-    snap = _read(path)
-    if key is not None:
-        _LAST_READ[key] = snap
+    kept = _KEPT.pop(key, None) if key is not None else None
+    _KEPT.clear()
+    snap = kept if kept is not None else _read(path)
+    if keep and key is not None:
+        _KEPT[key] = snap
     return snap
 
 
@@ -251,8 +245,7 @@ def load_dataset(path: Path, name: str, cls: type[T]) -> T:
 
 
 def _load_dataset(path: Path, name: str, cls: type[T]) -> T:
-    snap = read(path)
-    _LAST_READ.clear()  # the file's buffer lives as long as `snap`, not past this load
+    snap = read(path)  # the file's buffer lives as long as `snap`: not past this load
     if name not in snap.datasets:
         raise PgDoctorError(
             f"snapshot {path}: has no {name!r} data (taken with pgdoctor {snap.pgdoctor_version}); "
