@@ -4,7 +4,7 @@
 
 As whole processes, one run of each case in turn (load from other jobs on a shared machine falls on all
 alike), medians of wall time and of CPU time (user + system, from the kernel: steadier than wall time
-on a busy machine, and what wall time is on an idle one), peak RSS from the kernel too:
+on a busy machine, and what wall time is on an idle one), peak RSS by GNU time:
 1. `pgdoctor pgbouncer -f json` against PgBouncer (Debian's) holding N idle clients, and the bare psycopg
    script running the same eight SHOWs (benchmarks/pgbouncer.py); target (issue 12): within 1.5x;
 2. `pgdoctor connections -f json` live against PostgreSQL holding N idle sessions, and the bare script
@@ -41,16 +41,20 @@ Case = tuple[Path, list[str]]
 
 
 def run(tree: Path, args: list[str]) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds and peak RSS (MB) of one `python ARGS` process in `tree`."""
+    """Wall seconds, CPU seconds and peak RSS (MB) of one `python ARGS` process in `tree`. Peak RSS comes
+    from GNU time, which starts the process: a child of this (large) script would inherit its high-water
+    mark through fork."""
     env = {**os.environ, "PYTHONPATH": str(tree), "NO_COLOR": "1"}
+    cmd = ["/usr/bin/time", "-f", "%M %U %S", sys.executable, *args]
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.DEVNULL, env=env, cwd=tree)
-    _, status, usage = os.wait4(proc.pid, 0)
+    done = subprocess.run(
+        cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=tree
+    )
     wall = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    if code not in (0, 1):  # a run that failed fast would look fast
-        raise SystemExit(f"{tree}: {' '.join(args)} exited {code}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    if done.returncode not in (0, 1):  # a run that failed fast would look fast
+        raise SystemExit(f"{tree}: {' '.join(args)} exited {done.returncode}: {done.stderr[-500:]}")
+    rss_kib, user, system = done.stderr.strip().splitlines()[-1].split()
+    return wall, float(user) + float(system), int(rss_kib) / 1024
 
 
 def interleaved(cases: dict[str, Case], runs: int) -> dict[str, list[tuple[float, float, float]]]:
