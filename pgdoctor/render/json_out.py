@@ -59,23 +59,39 @@ def emit_json(payload: Any, stream: IO[str] | None = None) -> None:
 def _write_rows(rows: JsonRows, out: IO[str]) -> None:
     """A JsonRows as a JSON list, JSON_BATCH items at a time: the same text json.dumps writes (msgspec's
     own floats aside: 1e16 for 1e+16, both JSON for the same number)."""
-    encode = _msgspec_batch if len(rows.items) >= JSON_MSGSPEC_MIN else None
+    msgspec = len(rows.items) >= JSON_MSGSPEC_MIN
+    binary = msgspec and _takes_utf8_bytes(out)  # msgspec's bytes as they are: no decoding, no re-encoding
     out.write("[")
     for start in range(0, len(rows.items), JSON_BATCH):
         batch = [rows.to_json(item) for item in rows.items[start : start + JSON_BATCH]]
-        text = encode(batch) if encode is not None else None
-        if text is None:
-            text = json.dumps(batch, ensure_ascii=False)
+        encoded = _msgspec_batch(batch) if msgspec else None
+        if encoded is not None and binary:
+            out.write((b"" if start == 0 else b", ") + encoded[1:-1])  # type: ignore[arg-type]
+            continue
+        text = encoded.decode() if encoded is not None else json.dumps(batch, ensure_ascii=False)
         out.write(("" if start == 0 else ", ") + text[1:-1])
     out.write("]")
 
 
-def _msgspec_batch(batch: list[Any]) -> str | None:
-    """msgspec's JSON of a batch, laid out as json.dumps lays it out; None for what only the standard
-    library writes (a lone surrogate: msgspec encodes UTF-8 strictly)."""
+def _takes_utf8_bytes(out: IO[str]) -> bool:
+    """Whether `out` takes UTF-8 bytes as well as text (pgdoctor's stdout does: `cli._Stdout`)."""
+    import codecs
+
+    try:
+        if codecs.lookup(getattr(out, "encoding", None) or "ascii").name != "utf-8":
+            return False
+        out.write(b"")  # type: ignore[arg-type]
+    except (TypeError, LookupError):
+        return False
+    return True
+
+
+def _msgspec_batch(batch: list[Any]) -> bytes | None:
+    """msgspec's JSON of a batch (UTF-8), laid out as json.dumps lays it out; None for what only the
+    standard library writes (a lone surrogate: msgspec encodes UTF-8 strictly)."""
     import msgspec
 
     try:
-        return msgspec.json.format(msgspec.json.encode(batch), indent=0).decode()
+        return msgspec.json.format(msgspec.json.encode(batch), indent=0)
     except (UnicodeEncodeError, msgspec.EncodeError, OverflowError, TypeError):
         return None
