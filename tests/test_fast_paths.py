@@ -234,3 +234,27 @@ def test_connections_json_is_its_contract(monkeypatch: pytest.MonkeyPatch) -> No
     text = _emitted(render.json_payload(report))
     assert json.loads(text) == render.to_json(report)
     assert text == json.dumps(render.to_json(report), ensure_ascii=False) + "\n"
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "latin-1"])
+def test_json_rows_through_pgdoctors_stdout(monkeypatch: pytest.MonkeyPatch, encoding: str) -> None:
+    """pgdoctor's stdout (`cli._Stdout`) takes msgspec's UTF-8 bytes as they are; a stream in another
+    encoding gets text, as before. The same text either way."""
+    from pgdoctor.cli import _Stdout
+    from pgdoctor.render import json_out
+
+    monkeypatch.setattr(json_out, "JSON_BATCH", 3)
+    monkeypatch.setattr(json_out, "JSON_MSGSPEC_MIN", 0)
+    rows = [
+        {"pid": i, "text": "é" if encoding == "latin-1" else ODD_TEXTS[i % len(ODD_TEXTS)]} for i in range(8)
+    ]
+    payload = {"command": "x", "rows": json_out.JsonRows(rows, dict), "n": 8}
+    raw = io.BytesIO()
+    text = io.TextIOWrapper(raw, encoding=encoding, write_through=False)
+    out = _Stdout(text)
+    assert json_out._takes_utf8_bytes(out) == (encoding == "utf-8")  # type: ignore[arg-type]
+    json_out.emit_json(payload, out)  # type: ignore[arg-type]
+    out.flush()
+    assert (
+        raw.getvalue().decode(encoding) == json.dumps(json_out.plain_json(payload), ensure_ascii=False) + "\n"
+    )
