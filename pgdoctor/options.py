@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 import sys
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -198,8 +200,8 @@ def obtain(
         from pgdoctor.snapshot import load_dataset
 
         return load_dataset(snapshot, name, cls)
+    from pgdoctor.collect import collector
     from pgdoctor.db import connect
-    from pgdoctor.snapshot import collector
 
     with connect(dsn, timeout) as db:
         result: T = (live or collector(name))(db)
@@ -212,8 +214,8 @@ def obtain_pair(
     """Two datasets (name, class), as `obtain` gets one: from the snapshot, or live over one connection."""
     if snapshot is not None:
         return obtain(*first, dsn, snapshot, t), obtain(*second, dsn, snapshot, t)
+    from pgdoctor.collect import collector
     from pgdoctor.db import connect
-    from pgdoctor.snapshot import collector
 
     with connect(dsn, t) as db:
         return collector(first[0])(db), collector(second[0])(db)
@@ -226,10 +228,10 @@ def emit_report(
     metrics: Callable[[], str] | None = None,
 ) -> None:
     """Print a command's result: its JSON contract for --format json, its metrics (the OpenMetrics text)
-    for --format openmetrics, else its document."""
-    from pgdoctor.render.document import emit, emit_json
-
+    for --format openmetrics, else its document (each renderer imported only when used)."""
     if fmt is Format.JSON:
+        from pgdoctor.render.json_out import emit_json
+
         emit_json(to_json())
     elif fmt is Format.OPENMETRICS:
         if metrics is None:
@@ -240,11 +242,39 @@ def emit_report(
         _EMITTED.append(True)
         sys.stdout.write(text)
     else:
+        from pgdoctor.render.document import emit
+
         emit(document(), fmt)
+
+
+def metrics(command: str, report: Any) -> Callable[[], str]:
+    """The OpenMetrics text of a command's report for emit_report, its modules imported only when
+    --format openmetrics is chosen."""
+
+    def text() -> str:
+        from pgdoctor.render.openmetrics_reports import metrics_of
+
+        return metrics_of(command, report)
+
+    return text
 
 
 # --format openmetrics: set once a command has written its metrics (a later error adds no pgdoctor_up 0)
 _EMITTED: list[bool] = []
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for a bounded piece of work that makes no reference cycles, such
+    as analysing and rendering 100,000 sessions: its passes over the new objects cost more than a
+    third of that work (benchmarks/README.md). On again afterwards, whatever happens."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 # Every command of the command line, built: the config file's keys are checked against all of them (only

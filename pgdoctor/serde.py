@@ -17,6 +17,7 @@ that no type reads any more is ignored.
 from __future__ import annotations
 
 import dataclasses
+import operator
 import re
 import typing
 from typing import Any, TypeVar
@@ -62,6 +63,10 @@ def invalid(where: str, exc: msgspec.ValidationError) -> PgDoctorError:
     m = _AT.match(str(exc))
     assert m is not None  # the pattern matches any text
     what, place = m.group("what"), _place(where, m.group("path") or "")
+    not_str = _NOT_STR.match(what)
+    if not_str:  # a SharedStr column (sys.intern's words)
+        got = not_str.group("got")
+        return _problem("", f"{place} should be str, found {_JSON_TYPE.get(got, got)}")
     missing = _MISSING.match(what)
     if missing:
         return _problem("", f"{place} lacks {missing.group('field')}")
@@ -89,6 +94,16 @@ def _find_wide(value: Any, path: str) -> str | None:
     return None
 
 
+# msgspec's names for what JSON holds, for a value that is not a str where a `SharedStr` must be
+_JSON_TYPE = {"int": "int", "float": "float", "bool": "bool", "list": "array", "dict": "object"}
+_NOT_STR = re.compile(r"^intern\(\) argument must be str, not (?P<got>\w+)$")
+
+# msgspec's dec_hook for `SharedStr` columns (`collect.ranges`): SharedStr[text], the one str object for
+# that text. 100,000 pg_stat_activity rows repeat a few states, users, databases, applications and
+# queries: shared, they take half the memory (~50 MB).
+SHARE_STRINGS = typing.cast(typing.Callable[[type, Any], Any], operator.getitem)
+
+
 def decode(cls: type[T], data: bytes | bytearray | memoryview, where: str, ints_bounded: bool = False) -> T:
     """JSON straight into `cls`, or one line saying what does not fit (a PgDoctorError, exit 2).
     `ints_bounded`: every int of `cls` declares its range (`collect.ranges`), which msgspec checks;
@@ -98,7 +113,7 @@ def decode(cls: type[T], data: bytes | bytearray | memoryview, where: str, ints_
             wide = _find_wide(msgspec.json.decode(data), "")
             if wide is not None:
                 raise _problem("", f"{_place(where, wide)} should be a 64-bit int")
-        value: T = msgspec.json.decode(data, type=cls)
+        value: T = msgspec.json.decode(data, type=cls, dec_hook=SHARE_STRINGS)
     except msgspec.ValidationError as exc:
         raise invalid(where, exc) from None
     except msgspec.DecodeError as exc:
@@ -115,7 +130,7 @@ def convert(cls: type[T], data: Any, where: str) -> T:
     if wide is not None:
         raise _problem("", f"{_place(where, wide)} should be a 64-bit int")
     try:
-        value: T = msgspec.convert(data, type=cls)
+        value: T = msgspec.convert(data, type=cls, dec_hook=SHARE_STRINGS)
     except msgspec.ValidationError as exc:
         raise invalid(where, exc) from None
     except RecursionError:

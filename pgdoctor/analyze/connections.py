@@ -6,13 +6,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from pgdoctor.analyze import actions
-from pgdoctor.analyze.activity import waits_for
 from pgdoctor.analyze.common import CLIENT_BACKEND, insufficient_privilege
 from pgdoctor.analyze.findings import Finding, Severity, sort_findings
 from pgdoctor.analyze.format import duration as _dur
-from pgdoctor.analyze.lock_graph import PREPARED, root_blockers
 from pgdoctor.analyze.sessions import (
     CLASSES,
     GROUP_BY,
@@ -30,8 +29,12 @@ from pgdoctor.analyze.sessions import (
     to_session,
 )
 from pgdoctor.collect.connections import ConnectionsData
-from pgdoctor.collect.ps import PsServer
 from pgdoctor.collect.server import ServerInfo
+
+# Imported where used, not by every run (start-up, benchmarks/README.md): the process list's types (--ps)
+# and the lock graph (only when a session waits on a lock).
+if TYPE_CHECKING:
+    from pgdoctor.collect.ps import PsServer
 
 __all__ = [  # the sessions' names, used with the report by renderers and the --ps and pgbouncer analyses
     "CLASSES",
@@ -112,6 +115,8 @@ def _by_app(sessions: Iterable[Session], apps: Iterable[str]) -> dict[str, list[
 
 def root_names(roots: Iterable[int], rows: dict[int, Session]) -> str:
     """The root blockers as the `blocked` finding names them: pid (application, state)."""
+    from pgdoctor.analyze.lock_graph import PREPARED
+
     names = []
     for pid in roots:
         r = rows.get(pid)
@@ -270,6 +275,9 @@ def blocked(p: _Picture, data: ConnectionsData, every: list[Session], t: Thresho
     groups = p.by_app(("blocked",))
     if not groups:
         return []
+    from pgdoctor.analyze.activity import waits_for
+    from pgdoctor.analyze.lock_graph import root_blockers
+
     by_pid = {s.pid: s for s in every}
     waits = waits_for(data.activity)  # the waits-for graph `locks` draws: the same root blockers
     rows = {r.pid: r for r in data.activity}
@@ -384,7 +392,11 @@ def analyze(
         *xmin_horizon(sessions, data, t),
         *hidden_sessions(sessions, data.server),
     ]
-    order = sorted(range(len(sessions)), key=lambda i: (keys[i], sessions[i].cls, sessions[i].pid))
+    # by group key, class, pid: three stable sorts with C-level keys (100,000 sessions: 2x faster than one
+    # sort on a tuple built per session)
+    order = sorted(range(len(sessions)), key=[s.pid for s in sessions].__getitem__)
+    order.sort(key=[s.cls for s in sessions].__getitem__)
+    order.sort(key=keys.__getitem__)
     return ConnectionsReport(
         server=data.server,
         by=by,

@@ -8,7 +8,6 @@ from collections import defaultdict
 
 from pgdoctor.analyze.connections import ConnectionsReport, Session
 from pgdoctor.analyze.findings import Finding, Severity
-from pgdoctor.analyze.sample import pool_match
 
 BUSY = ("active", "idle_in_transaction", "idle_in_transaction_aborted", "blocked")
 # The smallest ceiling per client address the hint names: SQLAlchemy's default pool_size. Fewer busy
@@ -36,6 +35,8 @@ def likely_saturated(report: ConnectionsReport) -> list[Finding]:
         if len(counts) != 1 or min(counts) < HINT_MIN_CONNECTIONS:
             continue
         each = counts.pop()
+        from pgdoctor.analyze.sample import pool_match  # here: every live `connections` runs this module
+
         match = pool_match(each)
         findings.append(
             Finding(

@@ -4,7 +4,7 @@ grouping by application, user, database or client. `connections` (over SQL or th
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -158,8 +158,8 @@ def group_sessions(sessions: Sequence[Session], by: str, keys: Sequence[str] | N
     groups = []
     for key, members in buckets.items():
         counts = dict.fromkeys(CLASSES, 0)
-        for s in members:
-            counts[s.cls] += 1
+        for cls, n in Counter([s.cls for s in members]).items():  # counted in C: 100,000 sessions
+            counts[cls] += n  # a class that is not a client's fails here, as it did counting one by one
         idle_xact = [s.state_age_s for s in members if s.cls in IDLE_IN_XACT and s.state_age_s is not None]
         xacts = [s.xact_age_s for s in members if s.xact_age_s is not None]
         groups.append(
@@ -169,7 +169,7 @@ def group_sessions(sessions: Sequence[Session], by: str, keys: Sequence[str] | N
                 counts=counts,
                 oldest_idle_in_transaction_s=max(idle_xact, default=None),
                 oldest_xact_s=max(xacts, default=None),
-                pids=tuple(sorted(s.pid for s in members)),
+                pids=tuple(sorted([s.pid for s in members])),
             )
         )
     return sorted(groups, key=lambda g: (-g.total, g.key))

@@ -9,6 +9,10 @@ A snapshot stores the dataclass as JSON and gives the same dataclass back.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from importlib import import_module
+from typing import Any, cast
+
 DATASETS: dict[str, str] = {
     "connections": "pgdoctor.collect.connections:ConnectionsData",
     "locks": "pgdoctor.collect.locks:LocksData",
@@ -21,3 +25,9 @@ DATASETS: dict[str, str] = {
 POOLER_DATASETS: dict[str, str] = {
     "pgbouncer": "pgdoctor.collect.pgbouncer:PgBouncerData",  # snapshot --pgbouncer-dsn
 }
+
+
+def collector(name: str) -> Callable[[Any], Any]:
+    """The live read of a dataset: its module's `collect(db)` (the module imported only now)."""
+    module = {**DATASETS, **POOLER_DATASETS}[name].split(":")[0]
+    return cast(Callable[[Any], Any], import_module(module).collect)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pgdoctor import queries
-from pgdoctor.collect.ranges import BlockerPid, Int64, Pid
+from pgdoctor.collect import ranges
 from pgdoctor.db import Database
 from pgdoctor.secrets import mask_rows
 
@@ -28,26 +28,26 @@ class ActivityRow:
     so a snapshot's 100,000 rows are checked while msgspec decodes them.
     """
 
-    pid: Pid
-    backend_type: str  # '' when hidden from this role
-    datname: str | None
-    usename: str | None
-    application_name: str
-    client_addr: str | None
-    client_hostname: str | None
-    state: str | None
-    wait_event_type: str | None
-    wait_event: str | None  # for a lock wait: the lock type (relation, tuple, transactionid, …)
+    pid: ranges.Pid
+    backend_type: ranges.SharedStr  # '' when hidden from this role
+    datname: ranges.SharedStr | None
+    usename: ranges.SharedStr | None
+    application_name: ranges.SharedStr
+    client_addr: ranges.SharedStr | None
+    client_hostname: ranges.SharedStr | None
+    state: ranges.SharedStr | None
+    wait_event_type: ranges.SharedStr | None
+    wait_event: ranges.SharedStr | None  # for a lock wait: the lock type (relation, tuple, transactionid, …)
     backend_age_s: float | None  # since the backend started (connection age)
     xact_age_s: float | None
     query_age_s: float | None  # for an active session: how long its statement has run
     state_age_s: float | None
-    xmin_age: Int64 | None  # age(backend_xmin) in transactions
-    query: str | None
+    xmin_age: ranges.Int64 | None  # age(backend_xmin) in transactions
+    query: ranges.SharedStr | None
     # pg_blocking_pids(), asked for sessions that wait on a lock and for those whose wait is hidden from
     # this role; 0 stands for a prepared transaction
-    blocked_by: list[BlockerPid]
-    query_id: Int64 | None = None  # PostgreSQL 14+: pg_stat_statements' queryid (compute_query_id)
+    blocked_by: list[ranges.BlockerPid]
+    query_id: ranges.Int64 | None = None  # PostgreSQL 14+: pg_stat_statements' queryid (compute_query_id)
 
 
 def collect_activity(db: Database) -> list[ActivityRow]:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pgdoctor import queries
+from pgdoctor.collect import ranges
 from pgdoctor.collect.activity import ActivityRow, collect_activity
-from pgdoctor.collect.ranges import Pid
 from pgdoctor.collect.server import ServerInfo, collect_server
 from pgdoctor.db import Database
 
@@ -36,7 +36,7 @@ SETTINGS = (
 class WaitLock:
     """One pg_locks row that is not granted: the lock a session waits for, with its object resolved."""
 
-    pid: Pid
+    pid: ranges.Pid
     locktype: str
     mode: str
     database: int | None

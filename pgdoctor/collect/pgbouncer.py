@@ -169,22 +169,46 @@ class PgBouncerData:
 
 def from_columns(cls: type[T], names: Sequence[str], row: Sequence[Any]) -> T:
     """A row of the console as `cls`, by column name: unknown columns ignored, missing ones defaulted."""
+    return rows_of(cls, names, [row])[0]
+
+
+def rows_of(
+    cls: type[T], names: Sequence[str], rows: Sequence[Sequence[Any]], now: float | None = None
+) -> list[T]:
+    """Rows of the console as `cls`, as `from_columns` reads one; which column goes to which field is
+    worked out once per result, not per row (SHOW CLIENTS has a row per client: 1,000s). `now`: the
+    rows are ConnRows, their ages computed from their time stamps (`age_of`) as they are built."""
     known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    values = {name: plain(value) for name, value in zip(names, row, strict=False) if name in known}
-    missing = [
-        name
-        for name, f in known.items()
-        if name not in values
-        and f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING
-    ]
-    if missing:
-        raise PgDoctorError(
-            f"PgBouncer's {cls.__name__} lacks column(s) {', '.join(missing)}: not a PgBouncer this "
-            "pgdoctor knows",
-            ExitCode.QUERY_FAILED,
-        )
-    return cls(**values)
+    where = {name: i for i, name in enumerate(names) if name in known}  # a repeated name: the last
+    out: list[T] = []
+    ages: dict[str | None, float | None] = {}  # time stamps repeat (whole seconds): each parsed once
+    for row in rows:
+        if len(row) < len(names):  # a short row: its own columns only (zip, not strict)
+            values = {name: plain(value) for name, value in zip(names, row, strict=False) if name in known}
+        else:
+            values = {name: plain(row[i]) for name, i in where.items()}
+        if len(values) < len(known):
+            missing = [
+                name
+                for name, f in known.items()
+                if name not in values
+                and f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING
+            ]
+            if missing:
+                raise PgDoctorError(
+                    f"PgBouncer's {cls.__name__} lacks column(s) {', '.join(missing)}: not a PgBouncer "
+                    "this pgdoctor knows",
+                    ExitCode.QUERY_FAILED,
+                )
+        if now is not None:
+            for stamp, age in (("connect_time", "connect_age_s"), ("request_time", "request_age_s")):
+                text = values.get(stamp)
+                if text not in ages:
+                    ages[text] = age_of(text, now)
+                values[age] = ages[text]
+        out.append(cls(**values))
+    return out
 
 
 def plain(value: Any) -> Any:
@@ -204,19 +228,16 @@ def age_of(stamp: str | None, now: float) -> float | None:
     m = _TIME.match(stamp.strip())
     if not m:
         return None
-    moment = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")
+    try:  # the regex has checked the layout (fromisoformat: no _strptime import, 10x faster)
+        moment = datetime.fromisoformat(m.group(1))
+    except ValueError:  # a month 13
+        return None
     zone = (m.group(2) or "").upper()
     if zone in ("UTC", "GMT", "Z", "+00", "+0000"):
         epoch = moment.replace(tzinfo=UTC).timestamp()
     else:  # a local zone name: PgBouncer runs on this host's clock, most often
         epoch = time.mktime(moment.timetuple())
     return max(round(now - epoch, 3), 0.0)
-
-
-def with_ages(row: ConnRow, now: float) -> ConnRow:
-    return dataclasses.replace(
-        row, connect_age_s=age_of(row.connect_time, now), request_age_s=age_of(row.request_time, now)
-    )
 
 
 class Console:
@@ -257,7 +278,12 @@ class Console:
 
     def rows(self, what: str, cls: type[T]) -> list[T]:
         names, rows = self.show(what)
-        return [from_columns(cls, names, r) for r in rows]
+        return rows_of(cls, names, rows)
+
+    def conn_rows(self, what: str, now: float) -> list[ConnRow]:
+        """SHOW CLIENTS or SERVERS, with the ages of their time stamps at `now` (`age_of`)."""
+        names, rows = self.show(what)
+        return rows_of(ConnRow, names, rows, now)
 
 
 @contextmanager
@@ -331,8 +357,8 @@ def read_console(console: Console) -> PgBouncerData:
     pools = console.rows("POOLS", PoolRow)
     databases = console.rows("DATABASES", DatabaseRow)
     now = time.time()
-    clients = [with_ages(r, now) for r in console.rows("CLIENTS", ConnRow)]
-    servers = [with_ages(r, now) for r in console.rows("SERVERS", ConnRow)]
+    clients = console.conn_rows("CLIENTS", now)
+    servers = console.conn_rows("SERVERS", now)
     names, rows = console.show("CONFIG")
     col = {n: i for i, n in enumerate(names)}
     config = {

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pgdoctor import queries
-from pgdoctor.collect.ranges import VersionNum
+from pgdoctor.collect import ranges
 from pgdoctor.db import Database
 
 QUERIES = {"settings": queries.SERVER_VERSIONS}
@@ -23,7 +23,7 @@ class SettingRow:
 
 @dataclass(frozen=True)
 class ServerInfo:
-    version_num: VersionNum
+    version_num: ranges.VersionNum
     version: str
     current_user: str
     is_superuser: bool

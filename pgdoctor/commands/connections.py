@@ -1,6 +1,7 @@
 """`pgdoctor connections`: who holds the connections."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads this command's annotations on every run, and
+# as objects (not text to evaluate) they cost half as much to read (benchmarks/README.md, issue 12).
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -32,6 +33,8 @@ from pgdoctor.options import (
     XminWarnOpt,
     emit_report,
     exit_code,
+    gc_paused,
+    metrics,
     obtain,
 )
 from pgdoctor.render.formats import Format
@@ -87,7 +90,6 @@ def connections(
 
     With --ps, from the process list instead of SQL, when no SQL client can get in."""
     from pgdoctor.render import connections as render
-    from pgdoctor.render.openmetrics_reports import metrics_of
 
     if watch is not None:
         from pgdoctor.commands.watching import refuse
@@ -127,14 +129,16 @@ def connections(
             fmt,
             lambda: render.to_json(ps_report),
             lambda: render.document(ps_report, show_sessions=sessions, full=full),
-            lambda: metrics_of("connections", ps_report),
+            metrics("connections", ps_report),
         )
         raise typer.Exit(exit_code(ps_report.findings, fail_on))
 
     from pgdoctor.analyze.connections import ConnectionsReport, analyze
     from pgdoctor.collect.connections import ConnectionsData
 
-    def report_of(data: ConnectionsData, via: dict[int, ViaPgBouncer] | None = None) -> ConnectionsReport:
+    def report_of(
+        data: "ConnectionsData", via: "dict[int, ViaPgBouncer] | None" = None
+    ) -> "ConnectionsReport":
         report = analyze(
             data,
             by=(by or GroupBy.APPLICATION).value,
@@ -180,13 +184,14 @@ def connections(
         if snapshot is not None:
             raise PgDoctorError("--pgbouncer-dsn reads a live PgBouncer: not with --snapshot", ExitCode.USAGE)
         via = via_map(collect_pgbouncer(pgbouncer_dsn, timeout))
-    report = report_of(data, via)
-    emit_report(
-        fmt,
-        lambda: render.to_json(report),
-        lambda: render.document(report, show_sessions=sessions, full=full),
-        lambda: metrics_of("connections", report),
-    )
+    with gc_paused():  # 100,000 sessions from a snapshot: no GC passes over them (they make no cycles)
+        report = report_of(data, via)
+        emit_report(
+            fmt,
+            lambda: render.json_payload(report),
+            lambda: render.document(report, show_sessions=sessions, full=full),
+            metrics("connections", report),
+        )
     raise typer.Exit(exit_code(report.findings, fail_on))
 
 

@@ -26,6 +26,7 @@ from pgdoctor.options import (
     TimeoutOpt,
     emit_report,
     exit_code,
+    metrics,
     obtain,
 )
 from pgdoctor.render.formats import Format
@@ -82,7 +83,6 @@ def locks(
     from pgdoctor.analyze.locks import LocksReport, analyze
     from pgdoctor.collect.locks import LocksData, collect
     from pgdoctor.render import locks as render
-    from pgdoctor.render.openmetrics_reports import metrics_of
 
     def report_of(data: LocksData) -> LocksReport:
         return analyze(
@@ -126,6 +126,6 @@ def locks(
         fmt,
         lambda: render.to_json(report, show_all=show_all),
         lambda: render.document(report, full=full, show_all=show_all),
-        lambda: metrics_of("locks", report),
+        metrics("locks", report),
     )
     raise typer.Exit(exit_code(report.findings, fail_on))

@@ -1,6 +1,7 @@
 """`pgdoctor pgbouncer`: PgBouncer's pools, clients and server connections, from its admin console."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads this command's annotations on every run, and
+# as objects (not text to evaluate) they cost half as much to read (benchmarks/README.md, issue 12).
 
 from typing import Annotated
 
@@ -19,6 +20,7 @@ from pgdoctor.options import (
     TimeoutOpt,
     emit_report,
     exit_code,
+    metrics,
 )
 from pgdoctor.render.formats import Format
 
@@ -54,7 +56,6 @@ def pgbouncer(
     from pgdoctor.analyze.pgbouncer import PgBouncerReport, analyze
     from pgdoctor.collect.pgbouncer import PgBouncerData, collect
     from pgdoctor.render import pgbouncer as render
-    from pgdoctor.render.openmetrics_reports import metrics_of
 
     def report_of(data: PgBouncerData) -> PgBouncerReport:
         return analyze(
@@ -84,6 +85,6 @@ def pgbouncer(
         fmt,
         lambda: render.to_json(report),
         lambda: render.document(report),
-        lambda: metrics_of("pgbouncer", report),
+        metrics("pgbouncer", report),
     )
     raise typer.Exit(exit_code(report.findings, fail_on))

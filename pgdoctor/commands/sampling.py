@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from pgdoctor.errors import ExitCode, PgDoctorError
-from pgdoctor.options import FailOn, emit_report, exit_code
+from pgdoctor.options import FailOn, emit_report, exit_code, metrics
 from pgdoctor.render.formats import Format
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ def sample(
 def has_sample(snapshot: Path) -> bool:
     from pgdoctor.snapshot import read
 
-    return SAMPLE_DATASET in read(snapshot).datasets
+    return SAMPLE_DATASET in read(snapshot, keep=True).datasets  # kept for the load that follows
 
 
 def connections_sample(
@@ -165,12 +165,11 @@ def connections_sample(
         with connect(dsn, timeout) as db:
             data, analysis = sample(db, seconds, progress=show_progress(fmt), keep_ticks=False)
         report = analysis.finish(data)
-    from pgdoctor.render.openmetrics_reports import metrics_of
 
     emit_report(
         fmt,
         lambda: render.to_json(report),
         lambda: render.document(report),
-        lambda: metrics_of("connections", report),
+        metrics("connections", report),
     )
     raise typer.Exit(exit_code(report.findings, fail_on))

@@ -29,6 +29,7 @@ from pgdoctor.options import (
     TimeoutOpt,
     emit_report,
     exit_code,
+    metrics,
     obtain,
 )
 from pgdoctor.render.formats import Format
@@ -95,7 +96,6 @@ def slow_queries(
     from pgdoctor.analyze.slow_queries import PlanNotTracked, analyze
     from pgdoctor.collect.statements import StatementsData, collect
     from pgdoctor.render import slow_queries as render
-    from pgdoctor.render.openmetrics_reports import metrics_of
 
     interval_s = parse_interval(interval) if interval is not None else None
     if snapshot is not None and interval_s is not None:
@@ -139,6 +139,6 @@ def slow_queries(
         fmt,
         lambda: render.to_json(report),
         lambda: render.document(report, full=full),
-        lambda: metrics_of("slow-queries", report),
+        metrics("slow-queries", report),
     )
     raise typer.Exit(exit_code(report.findings, fail_on, report.unusable))

@@ -8,6 +8,7 @@ from pgdoctor.analyze.connections import CLASSES, ConnectionsReport, Session
 from pgdoctor.analyze.format import duration
 from pgdoctor.render.common import count, pooler_note, round_s, server_json, shorten
 from pgdoctor.render.document import Cell, Column, Document, Node, Styled, Table, Text, Trees
+from pgdoctor.render.json_out import JsonRows, plain_json
 
 CLASS_STYLE = {
     "active": "green",
@@ -194,6 +195,14 @@ def postmaster_json(report: ConnectionsReport) -> dict[str, Any] | None:
 
 
 def to_json(report: ConnectionsReport) -> dict[str, Any]:
+    """The JSON contract (README): what `json_payload` writes, as dicts and lists."""
+    doc: dict[str, Any] = plain_json(json_payload(report))
+    return doc
+
+
+def json_payload(report: ConnectionsReport) -> dict[str, Any]:
+    """What `--format json` writes; its sessions (100,000 in a large snapshot) are turned into JSON a
+    batch at a time as they are written (`render.json_out.JsonRows`)."""
     doc: dict[str, Any] = {
         "command": "connections",
         "source": report.source,
@@ -210,7 +219,7 @@ def to_json(report: ConnectionsReport) -> dict[str, Any]:
             }
             for g in report.groups
         ],
-        "sessions": [session_json(s) for s in report.sessions],
+        "sessions": JsonRows(report.sessions, session_json),
         "background": [
             {"pid": s.pid, "backend_type": s.backend_type, "state": s.state} for s in report.background
         ],
