@@ -120,6 +120,20 @@ XminWarnOpt = Annotated[float, typer.Option(help="Seconds a transaction may hold
 # (click as typer ships it has no optional values: Command.parse_args writes the value in).
 OPTIONAL_VALUES = {"--watch": "2s"}
 
+# --watch [INTERVAL] of connections, locks and pgbouncer (the loop: pgdoctor/commands/watching.py, imported
+# only when a watch runs)
+DEFAULT_WATCH = OPTIONAL_VALUES["--watch"]
+
+WATCH_HELP = (
+    f"Read and report again every INTERVAL (default {DEFAULT_WATCH} when given alone; 5s, 500ms, 1m or "
+    "seconds) on the one connection until Ctrl-C, with what changed since the last tick and since the "
+    "start: a live screen on a terminal, one summary line per tick in a pipe or with --format plain, "
+    "one JSON document per line with --format json."
+)
+WatchOpt = Annotated[
+    str | None, typer.Option("--watch", metavar="[INTERVAL]", help=WATCH_HELP, show_default=False)
+]
+
 
 def with_optional_values(args: list[str], opts: set[str]) -> list[str]:
     """`--watch` followed by nothing or by another option -> `--watch=2s` (see OPTIONAL_VALUES), for the

@@ -23,15 +23,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from pgdoctor import APPLICATION_NAME
 from pgdoctor.analyze.common import CLIENT_BACKEND
-from pgdoctor.analyze.lock_graph import PREPARED
 from pgdoctor.analyze.quoting import identifier, literal
 from pgdoctor.analyze.sessions import Session
-from pgdoctor.analyze.slow_query_rows import Running
-from pgdoctor.collect.activity import ActivityRow
-from pgdoctor.collect.server import ServerInfo
+
+if TYPE_CHECKING:  # types only: `connections` imports this module on every run, not these
+    from pgdoctor.analyze.slow_query_rows import Running
+    from pgdoctor.collect.activity import ActivityRow
+    from pgdoctor.collect.server import ServerInfo
 
 # What pgdoctor puts in each of its statements (pgdoctor.db.MARKER): an idle pgdoctor session (another
 # run: `--sample`, a watch) carries no application_name between its reads, but its last query has this.
@@ -152,6 +154,8 @@ def end_session(row: ActivityRow) -> str:
     same session (backend_start) in the same transaction (xact_start), or for a running statement the
     same statement (query_start): terminate it when it sits idle (cancelling does nothing there), cancel
     the statement when it runs one. Nothing for a prepared transaction, pgdoctor or a hidden state."""
+    from pgdoctor.analyze.lock_graph import PREPARED
+
     if row.pid == PREPARED or is_pgdoctor(row) or row.state is None:
         return ""
     running = row.state not in (*IDLE_IN_XACT_STATES, "idle")
@@ -178,6 +182,8 @@ def short(pid: int, state: str | None) -> str:
     """The one-line statement `locks` shows beside a root blocker (the tree's `action`): cancel a
     running statement; terminate a session that sits idle (in a transaction, or holding session-level
     advisory locks), since cancel does nothing there."""
+    from pgdoctor.analyze.lock_graph import PREPARED
+
     if pid == PREPARED:
         return "SELECT gid, prepared, owner FROM pg_prepared_xacts; -- then ROLLBACK PREPARED '<gid>'"
     if state in (*IDLE_IN_XACT_STATES, "idle"):

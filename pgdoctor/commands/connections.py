@@ -11,7 +11,6 @@ import typer
 from pgdoctor.analyze import thresholds as t
 from pgdoctor.analyze.choices import GroupBy
 from pgdoctor.commands.sampling import SAMPLE_HELP
-from pgdoctor.commands.watching import WatchOpt
 from pgdoctor.errors import ExitCode, PgDoctorError
 from pgdoctor.options import (
     BlockedCritOpt,
@@ -30,6 +29,7 @@ from pgdoctor.options import (
     PgBouncerDsnOpt,
     SnapshotOpt,
     TimeoutOpt,
+    WatchOpt,
     XminWarnOpt,
     emit_report,
     exit_code,

@@ -15,7 +15,6 @@ from pgdoctor.analyze.thresholds import (
     LOCK_WAIT_CRIT_S,
     LOCK_WAIT_WARN_S,
 )
-from pgdoctor.commands.watching import WatchOpt
 from pgdoctor.options import (
     DsnOpt,
     FailOn,
@@ -24,6 +23,7 @@ from pgdoctor.options import (
     FullOpt,
     SnapshotOpt,
     TimeoutOpt,
+    WatchOpt,
     emit_report,
     exit_code,
     metrics,

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from pgdoctor.analyze import thresholds as t
-from pgdoctor.commands.watching import WatchOpt
 from pgdoctor.errors import ExitCode, PgDoctorError
 from pgdoctor.options import (
     DsnOpt,
@@ -18,6 +17,7 @@ from pgdoctor.options import (
     PostgresDsnOpt,
     SnapshotOpt,
     TimeoutOpt,
+    WatchOpt,
     emit_report,
     exit_code,
     metrics,

@@ -17,12 +17,11 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from pgdoctor.errors import ExitCode, PgDoctorError
-from pgdoctor.options import OPTIONAL_VALUES
 from pgdoctor.render.formats import Format
 
 if TYPE_CHECKING:
@@ -40,17 +39,6 @@ if TYPE_CHECKING:
 # a watch is watched, so at most an hour between ticks.
 MIN_WATCH_S = 0.5
 MAX_WATCH_S = 3600.0
-DEFAULT_WATCH = OPTIONAL_VALUES["--watch"]
-
-WATCH_HELP = (
-    f"Read and report again every INTERVAL (default {DEFAULT_WATCH} when given alone; 5s, 500ms, 1m or "
-    "seconds) on the one connection until Ctrl-C, with what changed since the last tick and since the "
-    "start: a live screen on a terminal, one summary line per tick in a pipe or with --format plain, "
-    "one JSON document per line with --format json."
-)
-WatchOpt = Annotated[
-    str | None, typer.Option("--watch", metavar="[INTERVAL]", help=WATCH_HELP, show_default=False)
-]
 
 
 def parse_interval(text: str) -> float:
