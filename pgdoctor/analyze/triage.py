@@ -1,21 +1,10 @@
 """`pgdoctor triage`: every diagnosis of one read, its findings merged into problems and ranked.
 
-The analyses run unchanged on the one read (`collect.triage`): connections, locks, slow-queries, and
-PgBouncer when read. Their findings are then grouped, so that one cause is one problem:
-
-- a blocking tree (a root blocker and every session behind it, or a deadlocked group) is one problem:
-  the lock findings (`LOCK_CODES`) that name any session of the tree, and the other findings that name
-  the root blocker or only sessions of the tree (its application's `idle_in_transaction`, the waiters'
-  `long_running` statements) are its evidence; a finding that touches several trees goes to the one it
-  names most sessions of;
-- the other findings are one problem when they name a common session (`idle_in_transaction` and
-  `xmin_horizon` of one pid), repeat one another (same code and subject, from several commands), or are
-  about the same statement or PgBouncer pool.
-
-Info findings are notes, not problems; pg_stat_statements that cannot be read is a note too (triage is
-the check cron runs: a server without the extension is not an incident). Problems are ranked by
-severity, then by impact: sessions held up (waiting on a lock behind it, or queued in PgBouncer), then
-connection slots held (the sessions it names), then the order the analyses raised them.
+The analyses run unchanged on the one read (`collect.triage`), each with its command's default
+thresholds: connections, locks, slow-queries, and PgBouncer when read. Their findings are then merged so
+that one cause is one problem, and ranked (`pgdoctor.analyze.problems`). Info findings are notes, not
+problems; pg_stat_statements that cannot be read is a note too (triage is the check cron runs: a server
+without the extension is not an incident).
 """
 
 from __future__ import annotations
