@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import math
 import sys
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -275,20 +273,6 @@ def metrics(command: str, report: Any) -> Callable[[], str]:
 
 # --format openmetrics: set once a command has written its metrics (a later error adds no pgdoctor_up 0)
 _EMITTED: list[bool] = []
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """The cyclic garbage collector off for a bounded piece of work that makes no reference cycles, such
-    as analysing and rendering 100,000 sessions: its passes over the new objects cost more than a
-    third of that work (benchmarks/README.md). On again afterwards, whatever happens."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 # Every command of the command line, built: the config file's keys are checked against all of them (only

@@ -12,6 +12,7 @@ from pgdoctor.analyze import thresholds as t
 from pgdoctor.analyze.choices import GroupBy
 from pgdoctor.commands.sampling import SAMPLE_HELP
 from pgdoctor.errors import ExitCode, PgDoctorError
+from pgdoctor.gcpause import gc_paused
 from pgdoctor.options import (
     BlockedCritOpt,
     CapacityCritOpt,
@@ -33,7 +34,6 @@ from pgdoctor.options import (
     XminWarnOpt,
     emit_report,
     exit_code,
-    gc_paused,
     metrics,
     obtain,
 )

@@ -19,6 +19,7 @@ import msgspec
 from pgdoctor import __version__
 from pgdoctor.collect import DATASETS, POOLER_DATASETS, collector
 from pgdoctor.errors import ExitCode, PgDoctorError
+from pgdoctor.gcpause import gc_paused
 from pgdoctor.serde import convert, decode, not_json, to_jsonable
 from pgdoctor.snapshot.format1 import from_format_1
 from pgdoctor.snapshot.output import Output, save
@@ -234,13 +235,10 @@ def load_dataset(path: Path, name: str, cls: type[T]) -> T:
     The cyclic garbage collector is off while it decodes (100,000 rows make no cycle; its passes over
     them would cost a third of the time), and what it loaded is frozen out of later passes (it lives as
     long as the command)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        data = _load_dataset(path, name, cls)
-    finally:
-        if enabled:
-            gc.enable()
+    with gc_paused():
+        data = _decode(
+            read(path), name, cls
+        )  # the file's buffer lives as long as the snapshot: not past this
     gc.freeze()
     return data
 
@@ -248,24 +246,15 @@ def load_dataset(path: Path, name: str, cls: type[T]) -> T:
 def load_datasets(path: Path, wanted: dict[str, type], optional: Iterable[str] = ()) -> dict[str, Any]:
     """Several datasets of one snapshot file (`pgdoctor triage`), the file read and its shared server and
     pg_stat_activity decoded once for all; a dataset named in `optional` the snapshot lacks is None."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         snap = read(path)
         cache: dict[str, Any] = {}
         data = {
             name: None if name in optional and name not in snap.datasets else _decode(snap, name, cls, cache)
             for name, cls in wanted.items()
         }
-    finally:
-        if enabled:
-            gc.enable()
     gc.freeze()
     return data
-
-
-def _load_dataset(path: Path, name: str, cls: type[T]) -> T:
-    return _decode(read(path), name, cls)  # the file's buffer lives as long as the snapshot: not past this
 
 
 def _decode(snap: Snapshot, name: str, cls: type[T], cache: dict[str, Any] | None = None) -> T:
