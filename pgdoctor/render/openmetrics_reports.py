@@ -6,6 +6,7 @@ is the whole exposition of one command's report."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from pgdoctor.analyze.sessions import CLASSES, IDLE_IN_XACT
@@ -27,6 +28,19 @@ def _maximum(f: Family, values: dict[str, list[float | None]]) -> Family:
         if known:
             f.add(max(known), key)
     return f
+
+
+def _count_and_longest(count: str, longest: str, rows: Iterable[tuple[str, float | None]]) -> list[Family]:
+    """Per application: how many rows (`count`) and the largest of their known ages (`longest`)."""
+    counts: dict[str, int] = defaultdict(int)
+    ages: dict[str, list[float | None]] = defaultdict(list)
+    for app, age in rows:
+        counts[app] += 1
+        ages[app].append(age)
+    count_f = family(count)
+    for app, n in sorted(counts.items()):
+        count_f.add(n, app)
+    return [count_f, _maximum(family(longest), ages)]
 
 
 def connections_metrics(report: ConnectionsReport) -> list[Family]:
@@ -105,14 +119,6 @@ def sample_metrics(report: SampleReport) -> list[Family]:
 
 def locks_metrics(report: LocksReport) -> list[Family]:
     """Who waits, how long, behind which applications' root blockers; deadlocks; the lock table."""
-    waiting: dict[str, int] = defaultdict(int)
-    waits: dict[str, list[float | None]] = defaultdict(list)
-    for w in report.waiting:
-        waiting[w.application_name] += 1
-        waits[w.application_name].append(w.wait_s)
-    waiting_f = family("pgdoctor_lock_waiting_sessions")
-    for app, n in sorted(waiting.items()):
-        waiting_f.add(n, app)
     roots: dict[str, int] = defaultdict(int)
     behind: dict[str, int] = defaultdict(int)
     root_xact: dict[str, list[float | None]] = defaultdict(list)
@@ -126,8 +132,11 @@ def locks_metrics(report: LocksReport) -> list[Family]:
         roots_f.add(roots[app], app)
         behind_f.add(behind[app], app)
     out = [
-        waiting_f,
-        _maximum(family("pgdoctor_lock_wait_longest_seconds"), waits),
+        *_count_and_longest(
+            "pgdoctor_lock_waiting_sessions",
+            "pgdoctor_lock_wait_longest_seconds",
+            ((w.application_name, w.wait_s) for w in report.waiting),
+        ),
         roots_f,
         behind_f,
         _maximum(family("pgdoctor_lock_root_transaction_seconds"), root_xact),
@@ -165,16 +174,12 @@ def slow_queries_metrics(report: SlowQueriesReport) -> list[Family]:
         total.add(s.total_ms / 1000, *key)
         calls.add(s.calls, *key)
         mean.add(None if s.mean_ms is None else s.mean_ms / 1000, *key)
-    running: dict[str, int] = defaultdict(int)
-    durations: dict[str, list[float | None]] = defaultdict(list)
-    for r in report.running:
-        running[r.application_name] += 1
-        durations[r.application_name].append(r.duration_s)
-    running_f = family("pgdoctor_running_statements")
-    for app, n in sorted(running.items()):
-        running_f.add(n, app)
-    longest = _maximum(family("pgdoctor_running_statement_longest_seconds"), durations)
-    return [*out, share, total, calls, mean, running_f, longest]
+    running = _count_and_longest(
+        "pgdoctor_running_statements",
+        "pgdoctor_running_statement_longest_seconds",
+        ((r.application_name, r.duration_s) for r in report.running),
+    )
+    return [*out, share, total, calls, mean, *running]
 
 
 def pgbouncer_metrics(report: PgBouncerReport) -> list[Family]:
